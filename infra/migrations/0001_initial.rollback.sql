@@ -1,0 +1,4 @@
+DROP TABLE worker_status;
+DROP TABLE audit_events;
+DROP TABLE observations;
+DROP TABLE patients;

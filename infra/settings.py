@@ -1,0 +1,21 @@
+"""Settings of `malestrom up` (the supervisor), read once at start-up from ``MALESTROM_*``."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["UpSettings"]
+
+
+class UpSettings(BaseSettings):
+    """External services (when set, nothing embedded is started for them) and topic layout."""
+
+    model_config = SettingsConfigDict(env_prefix="MALESTROM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = None
+    database_url: SecretStr | None = None
+    topic_prefix: str = "malestrom"
+    partitions: int = 8
+    # Group join takes about half the session timeout: short for the embedded broker.
+    embedded_session_timeout: float = 6.0

@@ -1,0 +1,166 @@
+"""`malestrom up`: start what is needed, supervise the children, stop everything cleanly.
+
+Order: embedded PostgreSQL and broker (only when no external ones are configured) → migrations →
+topics → streams worker → API → simulator. A child that dies is reported and everything stops
+with a non-zero exit; SIGTERM or Ctrl-C stops the children in reverse order.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from infra.embedded import EmbeddedBroker, EmbeddedPostgres
+from infra.migrate import upgrade
+from infra.processes import spawn, stop, wait_for_port
+from infra.settings import UpSettings
+from infra.topics import ensure_topics
+from ingestion.topics import Topics
+
+__all__ = ["UpOptions", "run_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpOptions:
+    """Command-line options of `malestrom up`."""
+
+    host: str
+    port: int
+    data_dir: Path
+    simulate: int
+
+
+class _StopSignalError(BaseException):
+    """Raised by the signal handler to unwind into the clean-up."""
+
+
+def run_up(options: UpOptions, settings: UpSettings) -> int:
+    """Run the whole system until a signal or a child's death; return the exit code."""
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = options.data_dir / "logs"
+    with _exclusive(options.data_dir / "malestrom.lock") as locked:
+        if not locked:
+            _say(f"another malestrom is already running on {options.data_dir}")
+            return 1
+        return _run_locked(options, settings, logs)
+
+
+def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    services: list[EmbeddedPostgres | EmbeddedBroker] = []
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        env = _start_services(options, settings, services)
+        children.append(("worker", _child(["worker"], env, logs / "worker.log")))
+        api_args = ["api", "--host", options.host, "--port", str(options.port)]
+        children.append(("api", _child(api_args, env, logs / "api.log")))
+        api = children[-1][1]
+        wait_for_port(options.host, options.port, timeout=60, alive=lambda: api.poll() is None)
+        url = f"http://{options.host}:{options.port}"
+        if options.simulate:
+            sim_args = ["simulate", "--url", url, "-n", str(options.simulate)]
+            children.append(("simulator", _child(sim_args, env, logs / "simulator.log")))
+        _say(f"malestrom is up at {url}  (health: {url}/healthz, logs: {logs})")
+        return _supervise(children, services, logs)
+    except _StopSignalError:
+        _say("stopping")
+        return 0
+    except (TimeoutError, OSError, subprocess.CalledProcessError) as exc:
+        _say(f"could not start: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for _name, proc in reversed(children):
+            stop(proc)
+        for service in reversed(services):
+            service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start_services(
+    options: UpOptions, settings: UpSettings, services: list[EmbeddedPostgres | EmbeddedBroker]
+) -> dict[str, str]:
+    env = dict(os.environ)
+    if settings.database_url is None:
+        postgres = EmbeddedPostgres(options.data_dir)
+        services.append(postgres)
+        env["MALESTROM_DATABASE_URL"] = postgres.start()
+        _say(f"embedded PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.pgdata})")
+    if settings.kafka_bootstrap is None:
+        broker = EmbeddedBroker(options.data_dir)
+        services.append(broker)
+        env["MALESTROM_KAFKA_BOOTSTRAP"] = broker.start()
+        env.setdefault("MALESTROM_BROKER_SESSION_TIMEOUT", str(settings.embedded_session_timeout))
+        _say(f"embedded Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}")
+    applied = upgrade(env["MALESTROM_DATABASE_URL"])
+    if applied:
+        _say(f"applied migrations: {', '.join(applied)}")
+    topics = Topics(settings.topic_prefix)
+    ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
+    return env
+
+
+def _supervise(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    services: list[EmbeddedPostgres | EmbeddedBroker],
+    logs: Path,
+) -> int:
+    watched = [*children]
+    watched += [(type(s).__name__, s.process) for s in services if s.process is not None]
+    while True:
+        for name, proc in watched:
+            code = proc.poll()
+            if code is not None:
+                _say(f"{name} exited with code {code}; stopping everything")
+                _tail(logs / f"{name}.log")
+                return 1
+        time.sleep(0.2)
+
+
+def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return spawn([sys.executable, "-m", "infra.cli", *args], env=env, log=log)
+
+
+def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
+    raise _StopSignalError
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path``; the kernel frees it if we die, so it is never stale."""
+    handle: IO[str] = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield True
+    finally:
+        handle.close()
+
+
+def _tail(path: Path, lines: int = 20) -> None:
+    if path.exists():
+        for line in path.read_text(errors="replace").splitlines()[-lines:]:
+            _say(f"  | {line}")
+
+
+def _say(message: str) -> None:
+    print(f"malestrom: {message}", flush=True)  # noqa: T201 - the supervisor talks to its user

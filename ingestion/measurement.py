@@ -1,0 +1,126 @@
+"""The canonical `Measurement`: the one small contract between the stages.
+
+It travels on ``malestrom.readings.v1`` as compact JSON (`to_json` / `from_json`), so that the
+streams worker never has to re-validate FHIR. Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ingestion.exceptions import InvalidReadingError
+
+__all__ = ["Coding", "Component", "Measurement", "from_json", "to_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A code as received (kept beside the canonical one)."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One component value of a panel, in its canonical unit."""
+
+    code: str
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One reading of one patient, normalised to its canonical code and unit.
+
+    ``id`` is deterministic: the same reading sent again gets the same id.
+    """
+
+    id: str
+    patient_key: str
+    patient_system: str
+    patient_value: str
+    code: str
+    effective: dt.datetime
+    received: dt.datetime
+    value: float | None = None
+    unit: str | None = None
+    components: tuple[Component, ...] = ()
+    codings: tuple[Coding, ...] = ()
+    status: str = "final"
+    device: str | None = None
+    source: str = "fhir"
+    organisation: str | None = None
+    sender_identifier: tuple[str, str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def to_json(m: Measurement) -> bytes:
+    """Serialise a measurement for Kafka."""
+    return orjson.dumps(
+        {
+            "id": m.id,
+            "patient_key": m.patient_key,
+            "patient": [m.patient_system, m.patient_value],
+            "code": m.code,
+            "effective": m.effective.isoformat(),
+            "received": m.received.isoformat(),
+            "value": m.value,
+            "unit": m.unit,
+            "components": [[c.code, c.value, c.unit] for c in m.components],
+            "codings": [[c.system, c.code, c.display] for c in m.codings],
+            "status": m.status,
+            "device": m.device,
+            "source": m.source,
+            "organisation": m.organisation,
+            "sender_identifier": list(m.sender_identifier) if m.sender_identifier else None,
+            "extra": m.extra,
+        }
+    )
+
+
+def from_json(data: bytes) -> Measurement:
+    """Read a measurement written by `to_json`.
+
+    Raises:
+        InvalidReadingError: the bytes are not a measurement record.
+    """
+    try:
+        d = orjson.loads(data)
+        ident = d.get("sender_identifier")
+        return Measurement(
+            id=d["id"],
+            patient_key=d["patient_key"],
+            patient_system=d["patient"][0],
+            patient_value=d["patient"][1],
+            code=d["code"],
+            effective=_utc(d["effective"]),
+            received=_utc(d["received"]),
+            value=d.get("value"),
+            unit=d.get("unit"),
+            components=tuple(Component(c[0], c[1], c[2]) for c in d.get("components", ())),
+            codings=tuple(Coding(c[0], c[1], c[2]) for c in d.get("codings", ())),
+            status=d.get("status", "final"),
+            device=d.get("device"),
+            source=d.get("source", "fhir"),
+            organisation=d.get("organisation"),
+            sender_identifier=(ident[0], ident[1]) if ident else None,
+            extra=d.get("extra") or {},
+        )
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InvalidReadingError(
+            f"not a measurement record: {type(exc).__name__}", code="structure"
+        ) from exc
+
+
+def _utc(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(dt.UTC)

@@ -1,0 +1,1 @@
+"""streams: the Faust app — normalise readings, persist observations, score NEWS2."""

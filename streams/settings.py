@@ -1,0 +1,24 @@
+"""Settings of the streams worker, read once at start-up from ``MALESTROM_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["StreamsSettings"]
+
+
+class StreamsSettings(BaseSettings):
+    """What the streams worker needs to run."""
+
+    model_config = SettingsConfigDict(env_prefix="MALESTROM_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str
+    database_url: SecretStr
+    topic_prefix: str = "malestrom"
+    app_id: str = "malestrom-streams"
+    # Group join takes about half the session timeout; the embedded mode and tests use ~6 s.
+    broker_session_timeout: float = 10.0
+    batch_size: int = 500
+    batch_within: float = 0.1
+    log_level: str = "warn"

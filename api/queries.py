@@ -52,7 +52,7 @@ async def record_audit(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Write one audit event per patient whose data was read (one event when none matched)."""
-    keys: list[str | None] = sorted(patient_keys) or [None]
+    keys: list[str | None] = [*sorted(patient_keys)] or [None]
     async with conn.cursor() as cur:
         await cur.executemany(
             """

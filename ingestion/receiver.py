@@ -122,7 +122,7 @@ def _too_large() -> InvalidReadingError:
 
 
 async def _publish(receiver: Receiver, measurements: list[Measurement], correlation: str) -> None:
-    headers = [(CORRELATION_HEADER, correlation.encode())]
+    headers: list[tuple[str, str | bytes | None]] = [(CORRELATION_HEADER, correlation.encode())]
     records: list[Record] = [(m.patient_key.encode(), to_json(m), headers) for m in measurements]
     if records:
         await receiver.publisher.publish(receiver.topics.readings, records)

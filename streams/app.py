@@ -65,12 +65,12 @@ def build_app(settings: StreamsSettings) -> faust.App:
     async def open_pool() -> None:
         await pool.open(wait=False)
 
-    @app.agent(readings)  # type: ignore[untyped-decorator]
+    @app.agent(readings)
     async def normalise(stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream, settings):
             await normalise_batch(batch, emit=emit, dead_letter=dead_letter)
 
-    @app.agent(observations)  # type: ignore[untyped-decorator]
+    @app.agent(observations)
     async def persist(stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream, settings):
             await persist_batch(batch, sink=sink, dead_letter=dead_letter)
@@ -98,9 +98,8 @@ def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
     )
 
 
-async def _batches(
-    stream: faust.StreamT[bytes], settings: StreamsSettings
-) -> AsyncIterator[list[Envelope]]:
+async def _batches(stream: Any, settings: StreamsSettings) -> AsyncIterator[list[Envelope]]:
+    # take_events acks a batch's offsets only after the loop body returns (at-least-once).
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
         yield [_envelope(e) for e in events]
 

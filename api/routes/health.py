@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
 import orjson
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import queries

@@ -1,0 +1,88 @@
+"""Small builders shared by the tests (synthetic identities only)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SYNTHETIC_FNR = "04677406998"  # 04.02.1974 with month + 65, valid mod-11
+FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
+
+
+def load_fixture(name: str) -> Any:
+    """Load a JSON fixture from tests/fixtures."""
+    return json.loads((FIXTURES / name).read_text())
+
+
+def observation(
+    *,
+    code: str = "8867-4",
+    value: float = 72,
+    unit: str = "/min",
+    effective: str = "2026-11-26T08:00:00+01:00",
+    fnr: str = SYNTHETIC_FNR,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A minimal valid Observation of a single quantity."""
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"identifier": {"system": FNR_SYSTEM, "value": fnr}},
+        "effectiveDateTime": effective,
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+        **extra,
+    }
+
+
+def bundle(
+    *resources: dict[str, Any], kind: str = "batch", identifier: str | None = None
+) -> dict[str, Any]:
+    """A Bundle of the given resources, each with a urn:uuid fullUrl."""
+    out: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": [
+            {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-{i:012d}", "resource": copy.deepcopy(r)}
+            for i, r in enumerate(resources)
+        ],
+    }
+    if identifier:
+        out["identifier"] = {
+            "system": "https://www.nhn.no/komlink/bundle-identifier",
+            "value": identifier,
+        }
+    return out
+
+
+RECEIVED = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
+
+
+def fresh_fnr() -> str:
+    """A synthetic fødselsnummer no other test uses (so counts are a test's own)."""
+    import random
+
+    from ingestion.identifiers import synthetic_person_number
+
+    return synthetic_person_number(random.Random(), offset=80)
+
+
+def for_patient(body: dict[str, Any], fnr: str) -> dict[str, Any]:
+    """A copy of a Bundle with every entry moved to another patient and a new Bundle identity."""
+    import uuid
+
+    out = copy.deepcopy(body)
+    for entry in out["entry"]:
+        entry["resource"]["subject"]["identifier"]["value"] = fnr
+    if "identifier" in out:
+        out["identifier"]["value"] = str(uuid.uuid4())
+    return out

@@ -13,7 +13,7 @@ import argparse
 import csv
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from itertools import islice
 from typing import IO, Final
@@ -23,7 +23,7 @@ from news2.cells import Errors, parse_consciousness, parse_numbers, parse_on_oxy
 from news2.chart import BANDS
 from news2.vectorised import score_many
 
-__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "main", "score_csv"]
+__all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "CsvInputError", "main", "score_csv"]
 
 #: Input columns (matched trimmed and case-insensitively); spo2_scale may be absent.
 INPUT_COLUMNS: Final = (
@@ -51,9 +51,14 @@ class CsvInputError(ValueError):
     """The file as a whole cannot be read (no header, a required column missing)."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 done, 2 the file cannot be read)."""
-    parser = argparse.ArgumentParser(prog="python -m news2", description=__doc__)
+def main(argv: list[str] | None = None, *, prog: str = "python -m news2") -> int:
+    """Run the CLI; return the exit status (0 done, 2 the file cannot be read).
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+        prog: Program name for help and usage, e.g. ``"malestrom news2 score"``.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("input", help="CSV file with one observation set per row ('-': stdin)")
     parser.add_argument("-o", "--output", help="CSV file to write (default: stdout)")
     args = parser.parse_args(argv)
@@ -63,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             target = _open(stack, args.output, "w", sys.stdout)
             rows = score_csv(source, target)
     except (OSError, CsvInputError, csv.Error) as error:
-        print(f"news2: {error}", file=sys.stderr)
+        sys.stderr.write(f"news2: {error}\n")
         return 2
-    print(f"news2: scored {rows} rows", file=sys.stderr)
+    sys.stderr.write(f"news2: scored {rows} rows\n")
     return 0
 
 
@@ -116,30 +121,34 @@ def _score_chunk(
 ) -> Iterator[list[str]]:
     """Score one chunk of rows; yield each (padded to the header) with the NEWS2 columns."""
     cells = [row[:width] + [""] * (width - len(row)) for row in rows]
-    too_long = {at: f"row has {len(row)} fields, the header {width}"
-                for at, row in enumerate(rows) if len(row) > width}  # fmt: skip
+    too_long = {
+        at: f"row has {len(row)} fields, the header {width}"
+        for at, row in enumerate(rows)
+        if len(row) > width
+    }
     columns = list(zip(*cells, strict=True))
-    batch, errors = _score_columns({name: columns[at] if at is not None else ("",) * len(rows)
-                                    for name, at in positions.items()})  # fmt: skip
+    empty = ("",) * len(rows)
+    named = {name: empty if at is None else columns[at] for name, at in positions.items()}
+    batch, errors = _score_columns(named)
     outputs = _outputs(batch, _first_errors([too_long, *errors], len(rows)))
     for row, output in zip(cells, outputs, strict=True):
         yield [*row, *output]
 
 
-def _score_columns(columns: dict[str, Sequence[str]]) -> tuple[News2Batch, list[Errors]]:
+def _score_columns(columns: Mapping[str, Sequence[str]]) -> tuple[News2Batch, list[Errors]]:
     """Parse the input columns and score them; return the parse errors by column."""
-    numbers: dict[str, object] = {}
+    parsed: dict[str, object] = {}
     errors: list[Errors] = []
     for name in INPUT_COLUMNS:
         if name == "on_oxygen":
-            numbers[name], column_errors = parse_on_oxygen(columns[name])
+            parsed[name], column_errors = parse_on_oxygen(columns[name])
         elif name == "consciousness":
-            numbers[name], column_errors = parse_consciousness(columns[name]), {}
+            parsed[name], column_errors = parse_consciousness(columns[name]), {}
         else:
             empty = 1.0 if name == "spo2_scale" else math.nan
-            numbers[name], column_errors = parse_numbers(name, columns[name], empty=empty)
+            parsed[name], column_errors = parse_numbers(name, columns[name], empty=empty)
         errors.append(column_errors)
-    return score_many(**numbers), errors
+    return score_many(**parsed), errors
 
 
 def _first_errors(errors: list[Errors], size: int) -> list[str | None]:
@@ -154,9 +163,14 @@ def _first_errors(errors: list[Errors], size: int) -> list[str | None]:
 def _outputs(batch: News2Batch, parse_errors: list[str | None]) -> Iterator[tuple[str, ...]]:
     """Yield the NEWS2 output cells of each row."""
     rows = zip(
-        batch.total.tolist(), batch.band_code.tolist(), batch.red_flag.tolist(),
-        batch.partial_sum.tolist(), batch.valid.tolist(), parse_errors, strict=True,
-    )  # fmt: skip
+        batch.total.tolist(),
+        batch.band_code.tolist(),
+        batch.red_flag.tolist(),
+        batch.partial_sum.tolist(),
+        batch.valid.tolist(),
+        parse_errors,
+        strict=True,
+    )
     for at, (total, band, red, partial, valid, parse_error) in enumerate(rows):
         if parse_error is None and valid:
             yield _TOTALS[total], BANDS[band], "true" if red else "false", str(partial), ""

@@ -62,7 +62,7 @@ def as_array(name: str, values: object) -> npt.NDArray[Any]:
     array = np.asarray(values)
     if array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    return array
+    return np.ascontiguousarray(array)  # strings are read through a uint32 view
 
 
 def _is_nan(value: object) -> bool:
@@ -106,11 +106,12 @@ def oxygen_codes(array: npt.NDArray[Any]) -> Codes:
     if kind == "b":
         return array.view(np.uint8)
     if kind in "fiu":
+        # 0 -> 0 (air), 1 -> 1 (oxygen), NaN -> 2 (missing), anything else 3 (invalid)
         codes = np.full(len(array), OXYGEN_INVALID, dtype=np.uint8)
-        codes[array == 0] = 0
-        codes[array == 1] = 1
+        codes -= (array == 0).view(np.uint8) * np.uint8(OXYGEN_INVALID)
+        codes -= (array == 1).view(np.uint8) * np.uint8(OXYGEN_INVALID - 1)
         if kind == "f":
-            codes[np.isnan(array)] = OXYGEN_MISSING
+            codes -= np.isnan(array).view(np.uint8)
         return codes
     return _map(array, _oxygen_code)
 
@@ -156,9 +157,10 @@ def encode_consciousness(values: object) -> Codes:
 def scale_codes(array: npt.NDArray[Any]) -> Codes:
     """Encode spo2_scale: 1 or 2, anything else invalid."""
     if array.dtype.kind in "fiu":
+        # 1 -> 0, 2 -> 1, anything else 2 (invalid)
         codes = np.full(len(array), SCALE_INVALID, dtype=np.uint8)
-        codes[array == 1] = 0
-        codes[array == 2] = 1
+        codes -= (array == 1).view(np.uint8) * np.uint8(SCALE_INVALID)
+        codes -= (array == 2).view(np.uint8)
         return codes
     return _map(array, scale_code)
 

@@ -7,7 +7,6 @@ every input (a property-based test proves it). Missing is NaN for numbers,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import numpy as np
@@ -41,17 +40,6 @@ _SPO2_CONTEXT: Final = np.array([0, 0, 0, 0, 1, 2, 3, 1, 0, 0, 0, 0], dtype=np.u
 _INVALID_BAND: Final = BANDS.index("invalid")
 
 
-@dataclass(frozen=True, slots=True)
-class _Encoded:
-    """All inputs as float64 values and small-int codes."""
-
-    numbers: dict[str, Floats]
-    oxygen: Codes
-    consciousness: Codes
-    scale: Codes | int
-    not_numbers: npt.NDArray[np.bool_]
-
-
 def score_many(
     *,
     respiration_rate: object,
@@ -83,45 +71,35 @@ def score_many(
         ValueError: The arrays are not one-dimensional or differ in length.
     """
     inputs: dict[str, object] = {
-        "respiration_rate": respiration_rate, "spo2": spo2, "on_oxygen": on_oxygen,
-        "systolic_bp": systolic_bp, "pulse": pulse, "consciousness": consciousness,
+        "respiration_rate": respiration_rate,
+        "spo2": spo2,
+        "on_oxygen": on_oxygen,
+        "systolic_bp": systolic_bp,
+        "pulse": pulse,
+        "consciousness": consciousness,
         "temperature": temperature,
-    }  # fmt: skip
+    }
     arrays = {name: as_array(name, values) for name, values in inputs.items()}
-    scale, inputs["spo2_scale"] = _scale(spo2_scale)
-    sizes = {len(array) for array in arrays.values()}
-    if len(sizes | ({len(scale)} if isinstance(scale, np.ndarray) else set())) > 1:
+    inputs = {**arrays, "spo2_scale": spo2_scale}
+    if np.ndim(cast(Any, spo2_scale)):
+        arrays["spo2_scale"] = as_array("spo2_scale", spo2_scale)
+        inputs["spo2_scale"] = arrays["spo2_scale"]
+    if len({len(array) for array in arrays.values()}) > 1:
         raise ValueError("score_many inputs must have equal lengths")
-    return _score(_encode(arrays, scale), len(arrays["pulse"]), {**inputs, **arrays})
+    scale = None if "spo2_scale" in arrays else scale_code(spo2_scale)
+    return _score(arrays, scale, len(arrays["pulse"]), inputs)
 
 
-def _scale(spo2_scale: object) -> tuple[Codes | int, object]:
-    """Encode spo2_scale, one for all rows or one per row; return codes and input."""
-    if np.ndim(cast(Any, spo2_scale)) == 0:
-        return scale_code(spo2_scale), spo2_scale
-    array = as_array("spo2_scale", spo2_scale)
-    return scale_codes(array), array
-
-
-def _encode(arrays: dict[str, npt.NDArray[Any]], scale: Codes | int) -> _Encoded:
-    """Encode every input once, before the blocked pass."""
-    numbers: dict[str, Floats] = {}
-    not_numbers = np.zeros(len(arrays["pulse"]), dtype=np.bool_)
-    for name in ("spo2", *NUMERIC):
-        numbers[name], invalid = numbers_of(arrays[name])
-        if invalid is not None:
-            not_numbers |= invalid
-    oxygen = oxygen_codes(arrays["on_oxygen"])
-    consciousness = consciousness_codes(arrays["consciousness"])
-    return _Encoded(numbers, oxygen, consciousness, scale, not_numbers)
-
-
-def _score(encoded: _Encoded, size: int, inputs: dict[str, object]) -> News2Batch:
+def _score(
+    arrays: dict[str, npt.NDArray[Any]], scale: int | None, size: int, inputs: dict[str, object]
+) -> News2Batch:
     """Score block by block into preallocated outputs."""
     outputs = tuple(np.empty(size, dtype=table.dtype) for table in OUTPUT)
     for start in range(0, size, BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
-        at = np.minimum(_block_code(encoded, rows), np.uint16(INVALID))
+        block = {name: array[rows] for name, array in arrays.items()}
+        code = _block_code(block, scale_codes(block["spo2_scale"]) if scale is None else scale)
+        at = np.minimum(code, np.uint16(INVALID)).astype(np.intp)  # take() indexes by intp
         for table, output in zip(OUTPUT, outputs, strict=True):
             np.take(table, at, out=output[rows])
     total, band, red, partial = outputs
@@ -129,18 +107,26 @@ def _score(encoded: _Encoded, size: int, inputs: dict[str, object]) -> News2Batc
     return News2Batch(total, band, red, partial, valid, inputs)  # type: ignore[arg-type]
 
 
-def _block_code(encoded: _Encoded, rows: slice) -> Codes16:
-    """Return the summed item codes of some rows (see news2.tables)."""
-    oxygen = encoded.oxygen[rows]
-    scale = encoded.scale if isinstance(encoded.scale, int) else encoded.scale[rows]
+def _block_code(block: dict[str, npt.NDArray[Any]], scale: Codes | int) -> Codes16:
+    """Return the summed item codes of a block of rows (see news2.tables)."""
+    oxygen = oxygen_codes(block["on_oxygen"])
     code = np.take(AIR_OR_OXYGEN, oxygen)
-    code += np.take(CONSCIOUSNESS, encoded.consciousness[rows])
-    code += _spo2_codes(encoded.numbers["spo2"][rows], scale, oxygen)
-    for name, (bins, lut) in NUMERIC.items():
-        code += np.take(lut, _counts(encoded.numbers[name][rows], bins))
-    code += encoded.not_numbers[rows].view(np.uint8) * np.uint16(INVALID)
+    code += np.take(CONSCIOUSNESS, consciousness_codes(block["consciousness"]))
     code += (scale == SCALE_INVALID) * np.uint16(INVALID)
+    spo2, not_numbers = numbers_of(block["spo2"])
+    code += _spo2_codes(spo2, scale, oxygen)
+    _add_invalid(code, not_numbers)
+    for name, (bins, lut) in NUMERIC.items():
+        values, not_numbers = numbers_of(block[name])
+        code += np.take(lut, _counts(values, bins))
+        _add_invalid(code, not_numbers)
     return code
+
+
+def _add_invalid(code: Codes16, not_numbers: npt.NDArray[np.bool_] | None) -> None:
+    """Mark the rows whose input is not a number invalid, in place."""
+    if not_numbers is not None:
+        code += not_numbers.view(np.uint8) * np.uint16(INVALID)
 
 
 def _counts(values: Floats, bins: Bins) -> Codes:

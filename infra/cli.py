@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "news2":
         from news2.cli import main as news2_main
 
-        return news2_main(rest)
+        if not rest or rest[0] != "score":
+            parser.error("usage: malestrom news2 score INPUT.csv [-o OUTPUT.csv]")
+        return news2_main(rest[1:], prog="malestrom news2 score")
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     handler = _COMMANDS[args.command if args.command != "db" else "db upgrade"]

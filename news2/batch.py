@@ -48,6 +48,13 @@ class News2Batch:
         """Band names as above, or ``"invalid"`` where an input is invalid."""
         return _BAND_NAMES[self.band_code]
 
+    @cached_property
+    def subscores(self) -> dict[str, npt.NDArray[np.int8]]:
+        """Each item's subscore per row (keys as ``ITEMS``), −1 where missing or invalid."""
+        from news2.vectorised import item_subscores  # vectorised builds batches: import late
+
+        return item_subscores(self._inputs)
+
     def reason(self, row: int) -> str | None:
         """Return why a row is invalid (the scalar scorer's message), else ``None``."""
         if self.valid[row]:

@@ -7,13 +7,14 @@ every input (a property-based test proves it). Missing is NaN for numbers,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from news2.batch import News2Batch
-from news2.chart import BANDS
+from news2.chart import BANDS, ITEMS
 from news2.encoding import (
     SCALE_INVALID,
     Codes,
@@ -25,9 +26,18 @@ from news2.encoding import (
     scale_code,
     scale_codes,
 )
-from news2.tables import AIR_OR_OXYGEN, CONSCIOUSNESS, INVALID, NUMERIC, OUTPUT, SPO2, Bins
+from news2.tables import (
+    AIR_OR_OXYGEN,
+    CONSCIOUSNESS,
+    INVALID,
+    MISSING,
+    NUMERIC,
+    OUTPUT,
+    SPO2,
+    Bins,
+)
 
-__all__ = ["score_many"]
+__all__ = ["item_subscores", "score_many"]
 
 Codes16 = npt.NDArray[np.uint16]
 
@@ -146,3 +156,34 @@ def _spo2_codes(values: Floats, scale: Codes | int, oxygen: Codes) -> Codes16:
     context = np.take(_SPO2_CONTEXT, scale * 4 + oxygen)
     counts += context * np.uint8(bins.nan_slot + 1)
     return np.take(lut, counts)
+
+
+def item_subscores(inputs: Mapping[str, object]) -> dict[str, npt.NDArray[np.int8]]:
+    """Return each item's subscore per row (−1 where missing or not a measurement).
+
+    Args:
+        inputs: The arrays `score_many` was given, as kept by `News2Batch`.
+    """
+    arrays = {name: as_array(name, inputs[name]) for name in ITEMS if name != "air_or_oxygen"}
+    arrays["on_oxygen"] = as_array("on_oxygen", inputs["on_oxygen"])
+    scale_input = inputs["spo2_scale"]
+    scale: Codes | int = (
+        scale_codes(as_array("spo2_scale", scale_input))
+        if np.ndim(cast(Any, scale_input))
+        else scale_code(scale_input)
+    )
+    oxygen = oxygen_codes(arrays["on_oxygen"])
+    codes = {
+        "air_or_oxygen": np.take(AIR_OR_OXYGEN, oxygen),
+        "consciousness": np.take(CONSCIOUSNESS, consciousness_codes(arrays["consciousness"])),
+        "spo2": _spo2_codes(numbers_of(arrays["spo2"])[0], scale, oxygen),
+    }
+    for name, (bins, lut) in NUMERIC.items():
+        codes[name] = np.take(lut, _counts(numbers_of(arrays[name])[0], bins))
+    return {name: _subscore_of(codes[name]) for name in ITEMS}
+
+
+def _subscore_of(code: Codes16) -> npt.NDArray[np.int8]:
+    """Decode one item's code: its subscore, or −1 when missing or invalid."""
+    unusable = (code & np.uint16(MISSING)) | (code >= np.uint16(INVALID))
+    return np.where(unusable.astype(bool), -1, code & np.uint16(MISSING - 1)).astype(np.int8)

@@ -218,6 +218,21 @@ def test_score_many_agrees_with_score_on_odd_inputs(
     assert_agree(rows, strings, per_row_scale)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=40), st.booleans())
+def test_batch_subscores_agree_with_score(rows: list[dict[str, Any]], per_row_scale: bool) -> None:
+    """Each item's subscore from the batch equals the scalar subscore on every valid row."""
+    if not per_row_scale:
+        rows = [{**row, "spo2_scale": rows[0]["spo2_scale"]} for row in rows]
+    batch = score_many(**as_arrays(rows, True, per_row_scale))
+    for index, row in enumerate(rows):
+        if not batch.valid[index]:
+            continue
+        scalar = score(**row).subscores
+        vector = {name: int(values[index]) for name, values in batch.subscores.items()}
+        assert vector == {name: -1 if sub is None else sub for name, sub in scalar.items()}
+
+
 DOMAINS = {
     "respiration_rate": (0, 85),
     "spo2": (0, 105),

@@ -2,41 +2,232 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
+from api.storage import Segment
+
 __all__ = [
+    "Bucket",
+    "CodeRef",
+    "DateBound",
     "PatientRef",
+    "aggregate_buckets",
     "applied_migrations",
+    "last_n",
+    "latest_units",
+    "patient_keys",
     "record_audit",
     "search_observations",
     "worker_partitions",
 ]
 
 PatientRef = tuple[str | None, str]  # (identifier system or None for any, identifier value)
+CodeRef = tuple[str | None, str]  # (code system or None for any, code)
+DateBound = tuple[Literal["<", "<=", ">", ">="], dt.datetime]  # effective <op> instant
+Bucket = tuple[dt.datetime | None, int, float, float, float]  # start, count, sum, min, max
+
+_ORIGIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+# $lastn looks back this far from each code's latest value before it widens to everything:
+# with daily partitions a bounded window touches a few partitions instead of all of them.
+_LASTN_WINDOWS: tuple[dt.timedelta | None, ...] = (
+    dt.timedelta(days=2),
+    dt.timedelta(days=62),
+    None,
+)
 
 
-async def search_observations(
-    *, conn: AsyncConnection[Any], patient: PatientRef, count: int
-) -> list[tuple[str, str, str]]:
-    """Return ``(patient_key, id, resource JSON)`` of a patient's Observations, newest first."""
+async def patient_keys(*, conn: AsyncConnection[Any], patient: PatientRef) -> list[str]:
+    """Return the internal keys of the patients the identifier names (one, or none)."""
     system, value = patient
     cur = await conn.execute(
         """
-        SELECT o.patient_key::text, o.id::text, o.resource::text
-        FROM observations o
-        WHERE o.patient_key IN (
-            SELECT patient_key FROM patients
-            WHERE identifier_value = %(value)s
-              AND (%(system)s::text IS NULL OR identifier_system = %(system)s::text))
-        ORDER BY o.effective DESC, o.id DESC
-        LIMIT %(count)s
+        SELECT patient_key::text FROM patients
+        WHERE identifier_value = %(value)s
+          AND (%(system)s::text IS NULL OR identifier_system = %(system)s::text)
+        ORDER BY 1
         """,
-        {"system": system, "value": value, "count": count},
+        {"system": system, "value": value},
     )
-    return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
+    return [row[0] for row in await cur.fetchall()]
+
+
+def _where(
+    keys: Sequence[str], codes: Sequence[CodeRef], alias: str = "o"
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The patient and code conditions shared by every question; codes may be empty (any)."""
+    a = sql.Identifier(alias)
+    params: dict[str, Any] = {"keys": list(keys)}
+    parts: list[sql.Composable] = [
+        sql.SQL("{}.patient_key = %(key)s::uuid").format(a)
+        if len(keys) == 1
+        else sql.SQL("{}.patient_key = ANY(%(keys)s::uuid[])").format(a)
+    ]
+    params["key"] = keys[0] if keys else None
+    if codes:
+        params["codes"] = sorted({code for _, code in codes})
+        params["any_system"] = [code for system, code in codes if system is None]
+        params["tokens"] = [f"{system}|{code}" for system, code in codes if system is not None]
+        parts.append(sql.SQL("{}.code = ANY(%(codes)s::text[])").format(a))
+        parts.append(
+            sql.SQL(
+                "({a}.code = ANY(%(any_system)s::text[])"
+                " OR {a}.code_system || '|' || {a}.code = ANY(%(tokens)s::text[]))"
+            ).format(a=a)
+        )
+    return sql.SQL(" AND ").join(parts), params
+
+
+async def search_observations(
+    *,
+    conn: AsyncConnection[Any],
+    keys: Sequence[str],
+    codes: Sequence[CodeRef] = (),
+    dates: Sequence[DateBound] = (),
+    newest_first: bool = True,
+    after: tuple[dt.datetime, str] | None = None,
+    count: int,
+) -> list[tuple[str, str, str, dt.datetime]]:
+    """Return ``(patient_key, id, resource JSON, effective)`` in (effective, id) order.
+
+    Without ``codes`` the patient's measurements are returned; NEWS2 scores, which malestrom
+    derives from them, only when their code is asked for.
+
+    ``after`` is the keyset cursor: the (effective, id) of the last row of the previous page;
+    rows inserted meanwhile never shift a page, since a page starts strictly after it.
+    """
+    if not keys:
+        return []
+    where, params = _where(keys, codes)
+    conditions = [where]
+    if not codes:  # derived NEWS2 scores are returned when asked for by their code
+        conditions.append(sql.SQL("o.source <> 'news2'"))
+    for i, (op, instant) in enumerate(dates):
+        conditions.append(
+            sql.SQL("o.effective {} {}").format(sql.SQL(op), sql.Placeholder(f"d{i}"))
+        )
+        params[f"d{i}"] = instant
+    direction = sql.SQL("DESC" if newest_first else "ASC")
+    if after is not None:
+        conditions.append(
+            sql.SQL("(o.effective, o.id) {} (%(after_t)s, %(after_id)s::uuid)").format(
+                sql.SQL("<" if newest_first else ">")
+            )
+        )
+        params["after_t"], params["after_id"] = after
+    params["count"] = count
+    query = sql.SQL(
+        """
+        SELECT o.patient_key::text, o.id::text, o.resource::text, o.effective
+        FROM observations o WHERE {}
+        ORDER BY o.effective {dir}, o.id {dir} LIMIT %(count)s
+        """
+    ).format(sql.SQL(" AND ").join(conditions), dir=direction)
+    cur = await conn.execute(query, params)
+    return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+
+async def last_n(
+    *, conn: AsyncConnection[Any], keys: Sequence[str], codes: Sequence[CodeRef], max_n: int
+) -> list[tuple[str, str, str]]:
+    """Return ``(patient_key, id, resource JSON)``: the ``max_n`` newest per code, by code."""
+    if not keys:
+        return []
+    where, params = _where(keys, codes, alias="l")
+    params["max"] = max_n
+    rows: list[tuple[str, str, str, str]] = []
+    for window in _LASTN_WINDOWS:
+        bound = sql.SQL("AND o.effective > l.effective - %(window)s" if window else "")
+        params["window"] = window
+        query = sql.SQL(
+            """
+            SELECT o.patient_key::text, o.id::text, o.resource::text,
+                   l.code_system || '|' || l.code
+            FROM observations_latest l
+            CROSS JOIN LATERAL (
+                SELECT o.patient_key, o.id, o.resource, o.effective FROM observations o
+                WHERE o.patient_key = l.patient_key AND o.code = l.code
+                  AND o.code_system = l.code_system AND o.effective <= l.effective {bound}
+                ORDER BY o.effective DESC, o.id DESC LIMIT %(max)s) o
+            WHERE {where}
+            ORDER BY l.code, l.code_system, l.patient_key, o.effective DESC, o.id DESC
+            """
+        ).format(bound=bound, where=where)
+        cur = await conn.execute(query, params)
+        rows = [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+        per_code: dict[tuple[str, str], int] = {}
+        for key, _, _, code in rows:
+            per_code[key, code] = per_code.get((key, code), 0) + 1
+        if all(n >= max_n for n in per_code.values()):
+            break  # every code is complete within the window; no need to look further back
+    return [(key, rid, resource) for key, rid, resource, _ in rows]
+
+
+async def latest_units(
+    *, conn: AsyncConnection[Any], keys: Sequence[str], codes: Sequence[CodeRef]
+) -> dict[tuple[str, str], str | None]:
+    """Return the unit of the latest value of each matching ``(code system, code)``."""
+    if not keys:
+        return {}
+    where, params = _where(keys, codes, alias="l")
+    query = sql.SQL(
+        "SELECT l.code_system, l.code, l.unit FROM observations_latest l WHERE {}"
+        " ORDER BY l.effective DESC"
+    ).format(where)
+    cur = await conn.execute(query, params)
+    return {(r[0], r[1]): r[2] for r in await cur.fetchall()}
+
+
+async def aggregate_buckets(
+    *,
+    conn: AsyncConnection[Any],
+    keys: Sequence[str],
+    codes: Sequence[CodeRef],
+    segments: Sequence[Segment],
+    width: dt.timedelta | None,
+) -> list[Bucket]:
+    """Return ``(bucket start, count, sum, min, max)`` of the values, one row per bucket.
+
+    Each segment is answered from its source (raw rows or an aggregate); ``width=None`` folds
+    everything into one row (bucket ``None``) for ``$stats``.
+    """
+    if not keys or not segments:
+        return []
+    where, params = _where(keys, codes)
+    params["width"], params["origin"] = width, _ORIGIN
+    bucket = sql.SQL("date_bin(%(width)s, {}, %(origin)s)" if width else "NULL::timestamptz")
+    parts: list[sql.Composable] = []
+    for i, seg in enumerate(segments):
+        params[f"s{i}"], params[f"e{i}"] = seg.start, seg.end
+        start, end = sql.Placeholder(f"s{i}"), sql.Placeholder(f"e{i}")
+        if seg.source == "raw":
+            part = sql.SQL(
+                "SELECT {b} AS bucket, count(*) AS n, sum(value) AS total, min(value) AS mn,"
+                " max(value) AS mx FROM observations o WHERE {w} AND value IS NOT NULL"
+                " AND o.effective >= {s} AND o.effective < {e} GROUP BY 1"
+            ).format(b=bucket.format(sql.SQL("o.effective")), w=where, s=start, e=end)
+        else:
+            part = sql.SQL(
+                "SELECT {b} AS bucket, n, total, minimum AS mn, maximum AS mx FROM {t} o"
+                " WHERE {w} AND o.bucket >= {s} AND o.bucket < {e}"
+            ).format(
+                b=bucket.format(sql.SQL("o.bucket")),
+                t=sql.Identifier(f"observations_{seg.source}"),
+                w=where,
+                s=start,
+                e=end,
+            )
+        parts.append(part)
+    query = sql.SQL(
+        "SELECT bucket, sum(n)::bigint, sum(total), min(mn), max(mx)"
+        " FROM ({}) s GROUP BY bucket HAVING sum(n) > 0 ORDER BY bucket"
+    ).format(sql.SQL(" UNION ALL ").join(parts))
+    cur = await conn.execute(query, params)
+    return [(r[0], int(r[1]), r[2], r[3], r[4]) for r in await cur.fetchall()]
 
 
 async def record_audit(

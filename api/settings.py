@@ -6,6 +6,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingestion.identifiers import IdentityMode
+from ingestion.observations import UnknownCodes
 
 __all__ = ["ApiSettings"]
 
@@ -20,5 +21,6 @@ class ApiSettings(BaseSettings):
     topic_prefix: str = "malestrom"
     app_id: str = "malestrom-streams"  # the streams worker's group, for /healthz
     identity_mode: IdentityMode = IdentityMode.TEST
+    unknown_codes: UnknownCodes = UnknownCodes.REJECT  # or "store": kept, not used for scoring
     publish_timeout: float = 4.0
     worker_stale_after: float = 15.0

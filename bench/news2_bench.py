@@ -81,7 +81,7 @@ def timed(function: Any, repeat: int) -> tuple[list[float], Any]:
 
 def say(line: str) -> None:
     """Print one line of figures."""
-    print(line)  # noqa: T201 - a benchmark's output is its figures
+    print(line)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@
     malestrom up [--host H] [--port P] [--data-dir D] [--simulate N]   the whole system
     malestrom db upgrade [--data-dir D]                                 apply migrations
     malestrom news2 score INPUT.csv [-o OUTPUT.csv]                     batch NEWS2 scoring
+    malestrom dlq list [--bootstrap B]                                  dead letters, with errors
+    malestrom dlq replay [--id P:O ...] [--bootstrap B]                 re-feed after a fix
     malestrom worker | api | simulate                                   the supervised children
 """
 
@@ -14,8 +16,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
+
+if TYPE_CHECKING:
+    from ingestion.topics import Topics
 
 __all__ = ["main"]
 
@@ -35,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return news2_main(rest[1:], prog="malestrom news2 score")
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    handler = _COMMANDS[args.command if args.command != "db" else "db upgrade"]
+    name = {"db": "db upgrade", "dlq": f"dlq {getattr(args, 'action', '')}"}.get(args.command)
+    handler = _COMMANDS[name or args.command]
     return handler(args)
 
 
@@ -50,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--data-dir", type=Path, default=None)
+    dlq = sub.add_parser("dlq", help="dead letters: `malestrom dlq list` / `dlq replay`")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--id", action="append", default=[], help="replay only this id (P:O)")
+    dlq.add_argument("--bootstrap", default=None, help="Kafka bootstrap (else from settings)")
     sub.add_parser("news2", help="NEWS2 tools: `malestrom news2 score INPUT.csv [-o OUT.csv]`")
     sub.add_parser("worker", help="run the streams worker (supervised by `up`)")
     api = sub.add_parser("api", help="run the API server (supervised by `up`)")
@@ -119,8 +130,46 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dlq_target(args: argparse.Namespace) -> tuple[str, Topics]:
+    from infra.settings import UpSettings
+    from ingestion.topics import Topics
+
+    settings = UpSettings()
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise SystemExit("malestrom dlq: give --bootstrap or set MALESTROM_KAFKA_BOOTSTRAP")
+    return bootstrap, Topics(settings.topic_prefix)
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from infra.dlq import list_dead_letters
+
+    bootstrap, topics = _dlq_target(args)
+    letters = list_dead_letters(bootstrap, topics)
+    for d in letters:  # ids, stages and errors only: never the record's content
+        print(  # noqa: T201 - the command's output
+            f"{d.id}\t{d.header('dlq-stage')}\t{d.header('dlq-failed-at')}\t"
+            f"{d.header('dlq-error-type')}: {d.header('dlq-error')}"
+        )
+    print(f"{len(letters)} dead letter(s) in {topics.readings_dlq}")  # noqa: T201
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from infra.dlq import replay_dead_letters
+
+    bootstrap, topics = _dlq_target(args)
+    replayed = replay_dead_letters(bootstrap, topics, ids=args.id)
+    for d in replayed:
+        print(f"replayed {d.id} to {d.header('dlq-topic')}")  # noqa: T201 - the command's output
+    print(f"{len(replayed)} dead letter(s) replayed")  # noqa: T201
+    return 0
+
+
 _COMMANDS = {
     "up": _up,
+    "dlq list": _dlq_list,
+    "dlq replay": _dlq_replay,
     "db upgrade": _db_upgrade,
     "worker": _worker,
     "api": _api,

@@ -14,8 +14,9 @@ from typing import Any
 from ingestion.exceptions import InvalidReadingError
 from ingestion.identifiers import IdentityMode
 from ingestion.measurement import Measurement
-from ingestion.observations import parse_observation
+from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, issue_from_error
+from ingestion.performers import municipality_of
 
 __all__ = ["BUNDLE_TYPES", "MAX_ENTRIES", "EntryResult", "ParsedBundle", "parse_bundle"]
 
@@ -25,7 +26,7 @@ MAX_ENTRIES = 1000
 
 @dataclass(frozen=True, slots=True)
 class EntryResult:
-    """The outcome of one entry: a measurement, or the issues that stopped it."""
+    """One entry's outcome: a measurement (with any warnings), or the issues that stopped it."""
 
     full_url: str | None
     measurement: Measurement | None
@@ -38,6 +39,7 @@ class ParsedBundle:
 
     type: str
     entries: tuple[EntryResult, ...]
+    warnings: tuple[Issue, ...] = ()  # corrections made to the Bundle itself
 
     @property
     def measurements(self) -> list[Measurement]:
@@ -46,7 +48,11 @@ class ParsedBundle:
 
 
 def parse_bundle(
-    body: Any, *, received: dt.datetime, mode: IdentityMode = IdentityMode.TEST
+    body: Any,
+    *,
+    received: dt.datetime,
+    mode: IdentityMode = IdentityMode.TEST,
+    unknown_codes: UnknownCodes = UnknownCodes.REJECT,
 ) -> ParsedBundle:
     """Validate a Bundle of Observations entry by entry.
 
@@ -67,7 +73,13 @@ def parse_bundle(
             expression="Bundle.type",
             code="value",
         )
+    warnings: list[Issue] = []
     entries = body.get("entry") or []
+    if isinstance(entries, dict):
+        entries = [entries]
+        warnings.append(
+            Issue("warning", "structure", "corrected: entry must be an array", "Bundle.entry")
+        )
     if not isinstance(entries, list):
         raise InvalidReadingError(
             "Bundle.entry must be an array", expression="Bundle.entry", code="structure"
@@ -78,37 +90,49 @@ def parse_bundle(
             expression="Bundle.entry",
             code="too-costly",
         )
-    bundle_id = _bundle_identifier(body)
-    results = tuple(
-        _parse_entry(entry, index, bundle_id, received, mode) for index, entry in enumerate(entries)
+    context = _Context(
+        _bundle_identifier(body), received, mode, unknown_codes, municipality_of(body)
     )
-    return ParsedBundle(kind, results)
+    results = tuple(_parse_entry(entry, index, context) for index, entry in enumerate(entries))
+    return ParsedBundle(kind, results, tuple(warnings))
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    bundle_id: str | None
+    received: dt.datetime
+    mode: IdentityMode
+    unknown_codes: UnknownCodes
+    municipality: str | None
 
 
 def _bundle_identifier(body: dict[str, Any]) -> str | None:
     ident = body.get("identifier")
+    if isinstance(ident, list) and len(ident) == 1:
+        ident = ident[0]
     if isinstance(ident, dict) and ident.get("value"):
         return f"{ident.get('system', '')}|{ident['value']}"
     return None
 
 
-def _parse_entry(
-    entry: Any, index: int, bundle_id: str | None, received: dt.datetime, mode: IdentityMode
-) -> EntryResult:
+def _parse_entry(entry: Any, index: int, context: _Context) -> EntryResult:
     path = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
         issue = Issue("error", "structure", "an entry must be a JSON object", path)
         return EntryResult(None, None, (issue,))
     full_url = entry.get("fullUrl") or None
+    bundle_id = context.bundle_id
     identity = f"bundle|{bundle_id}|{full_url}" if bundle_id and full_url else None
     try:
-        measurement = parse_observation(
+        reading = read_observation(
             entry.get("resource"),
             path=f"{path}.resource",
             sender_identity=identity,
-            received=received,
-            mode=mode,
+            received=context.received,
+            mode=context.mode,
+            unknown_codes=context.unknown_codes,
+            municipality=context.municipality,
         )
     except InvalidReadingError as exc:
         return EntryResult(full_url, None, (issue_from_error(exc, prefix=f"{path}.resource"),))
-    return EntryResult(full_url, measurement)
+    return EntryResult(full_url, reading.measurement, reading.warnings)

@@ -5,6 +5,7 @@
     MalestromError                      root of everything we raise on purpose
     ├── InvalidReadingError             the data is wrong: never retry, answer 4xx or dead-letter
     │   └── InvalidIdentifierError      a patient identifier fails its checks
+    ├── TemplateError                   a device-mapping template is malformed (configuration)
     └── UnavailableError                a service is down or slow: retry after ``retry_after``
         ├── BrokerUnavailableError      Kafka did not acknowledge
         └── DatabaseUnavailableError    the database refused or timed out
@@ -21,6 +22,7 @@ __all__ = [
     "InvalidIdentifierError",
     "InvalidReadingError",
     "MalestromError",
+    "TemplateError",
     "UnavailableError",
 ]
 
@@ -47,6 +49,10 @@ class InvalidReadingError(MalestromError):
 
 class InvalidIdentifierError(InvalidReadingError):
     """A patient identifier fails its checks (format, mod-11, deployment mode)."""
+
+
+class TemplateError(MalestromError):
+    """A device-mapping template cannot be loaded; fix the template file."""
 
 
 class UnavailableError(MalestromError):

@@ -1,7 +1,8 @@
 """The canonical `Measurement`: the one small contract between the stages.
 
 It travels on ``malestrom.readings.v1`` as compact JSON (`to_json` / `from_json`), so that the
-streams worker never has to re-validate FHIR. Datetimes are timezone-aware UTC.
+streams worker never has to re-validate FHIR. Datetimes are timezone-aware UTC. Fields added
+later are optional in the JSON, so records written by older versions still read.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class Measurement:
     organisation: str | None = None
     sender_identifier: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    value_code: str | None = None  # a coded value, e.g. the ACVPU letter
+    on_oxygen: bool | None = None  # what an oxygen-status reading says
+    scorable: bool = True  # False for codes stored by setting but unknown to scoring
+    late: bool = False  # measured long before it was received
+    author: tuple[str, str] | None = None  # performer: the person (system, value)
+    organisation_system: str | None = None  # org number or RESH system of ``organisation``
+    municipality: str | None = None  # kommunenummer from Bundle.meta.tag
 
 
 def to_json(m: Measurement) -> bytes:
@@ -81,6 +89,13 @@ def to_json(m: Measurement) -> bytes:
             "organisation": m.organisation,
             "sender_identifier": list(m.sender_identifier) if m.sender_identifier else None,
             "extra": m.extra,
+            "value_code": m.value_code,
+            "on_oxygen": m.on_oxygen,
+            "scorable": m.scorable,
+            "late": m.late,
+            "author": list(m.author) if m.author else None,
+            "organisation_system": m.organisation_system,
+            "municipality": m.municipality,
         }
     )
 
@@ -112,6 +127,13 @@ def from_json(data: bytes) -> Measurement:
             organisation=d.get("organisation"),
             sender_identifier=(ident[0], ident[1]) if ident else None,
             extra=d.get("extra") or {},
+            value_code=d.get("value_code"),
+            on_oxygen=d.get("on_oxygen"),
+            scorable=d.get("scorable", True),
+            late=d.get("late", False),
+            author=(author[0], author[1]) if (author := d.get("author")) else None,
+            organisation_system=d.get("organisation_system"),
+            municipality=d.get("municipality"),
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidReadingError(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -19,33 +20,47 @@ from starlette.responses import Response
 from ingestion.bundles import EntryResult, ParsedBundle, parse_bundle
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.identifiers import IdentityMode
+from ingestion.known import KnownIds, RecentIds
 from ingestion.measurement import Measurement, to_json
-from ingestion.observations import parse_observation
+from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, operation_outcome
 from ingestion.publisher import Publisher, Record
 from ingestion.responses import (
     FhirResponse,
-    http_status_of,
     invalid_response,
     outcome_response,
     unavailable_response,
 )
 from ingestion.topics import Topics
 
-__all__ = ["CORRELATION_HEADER", "MAX_BODY_BYTES", "Receiver", "router"]
+__all__ = [
+    "CORRELATION_HEADER",
+    "MAX_BODY_BYTES",
+    "Receiver",
+    "ReceiverDep",
+    "accept",
+    "correlation_of",
+    "read_json",
+    "router",
+]
 
 MAX_BODY_BYTES = 1024 * 1024
 CORRELATION_HEADER = "correlation-id"
 _JSON_TYPES = ("application/fhir+json", "application/json")
+_BAD_REQUEST = frozenset({"structure", "invalid"})  # an entry that is not an Observation at all
 
 
 @dataclass(frozen=True, slots=True)
 class Receiver:
-    """What the receiver needs: where to publish, and which identities to accept."""
+    """What the receiver needs: where to publish, which identities and codes to accept, and
+    which ids are already known (so that resends answer ``200 OK``)."""
 
     publisher: Publisher
     topics: Topics
     mode: IdentityMode
+    known: KnownIds | None = None
+    unknown_codes: UnknownCodes = UnknownCodes.REJECT
+    recent: RecentIds = field(default_factory=RecentIds)
 
 
 def get_receiver(request: Request) -> Receiver:
@@ -61,40 +76,71 @@ router = APIRouter(tags=["ingestion"])
 @router.post("/fhir")
 async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
     """Accept a Bundle (collection, batch or transaction) of Observations."""
-    correlation = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-    headers = {CORRELATION_HEADER: correlation}
+    headers = {CORRELATION_HEADER: correlation_of(request)}
     try:
-        body = await _read_json(request)
-        parsed = parse_bundle(body, received=_now(), mode=receiver.mode)
-        if parsed.type == "transaction" and any(e.issues for e in parsed.entries):
-            issues = [i for e in parsed.entries for i in e.issues]
+        body = await read_json(request)
+        parsed = parse_bundle(
+            body, received=_now(), mode=receiver.mode, unknown_codes=receiver.unknown_codes
+        )
+        if parsed.type == "transaction" and any(e.measurement is None for e in parsed.entries):
+            issues = [i for e in parsed.entries for i in e.issues if i.severity == "error"]
             return outcome_response(422, issues, headers)
-        await _publish(receiver, parsed.measurements, correlation)
+        known = await accept(receiver, parsed.measurements, headers[CORRELATION_HEADER])
     except InvalidReadingError as exc:
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
         return _with_headers(unavailable_response(exc), headers)
-    return FhirResponse(_bundle_response(parsed), headers=headers)
+    return FhirResponse(_bundle_response(parsed, known), headers=headers)
 
 
 @router.post("/fhir/Observation")
 async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
-    """Accept one Observation: 201 with Location, or an OperationOutcome."""
-    correlation = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-    headers = {CORRELATION_HEADER: correlation}
+    """Accept one Observation: 201 (or 200 for a resend) with Location, or an OperationOutcome."""
+    headers = {CORRELATION_HEADER: correlation_of(request)}
     try:
-        body = await _read_json(request)
-        measurement = parse_observation(body, received=_now(), mode=receiver.mode)
-        await _publish(receiver, [measurement], correlation)
+        body = await read_json(request)
+        reading = read_observation(
+            body, received=_now(), mode=receiver.mode, unknown_codes=receiver.unknown_codes
+        )
+        known = await accept(receiver, [reading.measurement], headers[CORRELATION_HEADER])
     except InvalidReadingError as exc:
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
         return _with_headers(unavailable_response(exc), headers)
-    headers["Location"] = f"Observation/{measurement.id}"
-    return FhirResponse(operation_outcome([]), status_code=201, headers=headers)
+    headers["Location"] = f"Observation/{reading.measurement.id}"
+    status = 200 if known else 201
+    return FhirResponse(operation_outcome(reading.warnings), status_code=status, headers=headers)
 
 
-async def _read_json(request: Request) -> Any:
+def correlation_of(request: Request) -> str:
+    """The request's correlation id, generated when the sender gave none."""
+    return request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+
+
+async def accept(
+    receiver: Receiver, measurements: Sequence[Measurement], correlation: str
+) -> set[str]:
+    """Publish the measurements not already known; return the ids that were already known.
+
+    Raises:
+        UnavailableError: the broker did not acknowledge; nothing may be reported accepted.
+    """
+    ids = [m.id for m in measurements]
+    known = receiver.recent.known(ids)
+    if receiver.known is not None and len(known) < len(ids):
+        known |= await receiver.known.known([i for i in ids if i not in known])
+    fresh = [m for m in measurements if m.id not in known]
+    await _publish(receiver, fresh, correlation)
+    receiver.recent.add(m.id for m in fresh)
+    return known
+
+
+async def read_json(request: Request) -> Any:
+    """Read a JSON body of at most 1 MiB with a JSON media type.
+
+    Raises:
+        InvalidReadingError: wrong media type (415), too large (413), not JSON (400).
+    """
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in _JSON_TYPES:
         raise InvalidReadingError(
@@ -128,24 +174,27 @@ async def _publish(receiver: Receiver, measurements: list[Measurement], correlat
         await receiver.publisher.publish(receiver.topics.readings, records)
 
 
-def _bundle_response(parsed: ParsedBundle) -> dict[str, Any]:
+def _bundle_response(parsed: ParsedBundle, known: set[str]) -> dict[str, Any]:
     kind = "transaction-response" if parsed.type == "transaction" else "batch-response"
-    return {
-        "resourceType": "Bundle",
-        "type": kind,
-        "entry": [_entry_response(e) for e in parsed.entries],
-    }
+    entries = [_entry_response(e, known) for e in parsed.entries]
+    if parsed.warnings and entries:  # corrections to the Bundle itself ride on the first entry
+        first = parsed.entries[0]
+        entries[0]["response"]["outcome"] = operation_outcome(parsed.warnings + first.issues)
+    return {"resourceType": "Bundle", "type": kind, "entry": entries}
 
 
-def _entry_response(entry: EntryResult) -> dict[str, Any]:
+def _entry_response(entry: EntryResult, known: set[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if entry.full_url:
         out["fullUrl"] = entry.full_url
     if entry.measurement is not None:
+        seen = entry.measurement.id in known
         out["response"] = {
-            "status": "201 Created",
+            "status": "200 OK" if seen else "201 Created",
             "location": f"Observation/{entry.measurement.id}",
         }
+        if entry.issues:
+            out["response"]["outcome"] = operation_outcome(entry.issues)
     else:
         status = _entry_status(entry.issues)
         out["response"] = {"status": status, "outcome": operation_outcome(entry.issues)}
@@ -153,7 +202,8 @@ def _entry_response(entry: EntryResult) -> dict[str, Any]:
 
 
 def _entry_status(issues: tuple[Issue, ...]) -> str:
-    code = http_status_of(issues[0].code) if issues else 400
+    errors = [i for i in issues if i.severity == "error"]
+    code = 400 if not errors or errors[0].code in _BAD_REQUEST else 422
     return f"{code} {HTTPStatus(code).phrase}"
 
 

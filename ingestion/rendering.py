@@ -1,7 +1,9 @@
 """Canonical `Measurement` → normalised FHIR R4 Observation (a plain dict, ready for JSON).
 
-The Observation id is the measurement's deterministic id; the canonical LOINC coding comes first
-and every coding the sender used is kept after it.
+The Observation id is the measurement's deterministic id; the canonical coding comes first and
+every coding the sender used is kept after it. The performer slices (author, responsible
+organisation) and the municipality (``meta.tag``) are kept; flags for late and unscored
+readings are ``meta.tag`` codes in `MALESTROM_TAGS`.
 """
 
 from __future__ import annotations
@@ -9,10 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ingestion.codes import LOINC, UCUM, lookup_code
+from ingestion.codes import ACVPU_VALUES, LOINC, SNOMED, UCUM, canonical_info
 from ingestion.measurement import Coding, Measurement
 
-__all__ = ["VITAL_SIGNS_CATEGORY", "to_observation"]
+__all__ = ["KOMMUNENUMMER_SYSTEM", "MALESTROM_TAGS", "VITAL_SIGNS_CATEGORY", "to_observation"]
+
+KOMMUNENUMMER_SYSTEM = (
+    "https://register.geonorge.no/sosi-kodelister/inndelinger/inndelingsbase/kommunenummer"
+)
+MALESTROM_TAGS = "https://malestrom.no/fhir/CodeSystem/reading-flags"
+_ACVPU_BY_LETTER = {letter: code for code, letter in ACVPU_VALUES.items()}
 
 VITAL_SIGNS_CATEGORY = {
     "coding": [
@@ -49,14 +57,54 @@ def to_observation(m: Measurement) -> dict[str, Any]:
             }
             for c in m.components
         ]
+    if m.value_code is not None:
+        obs.update(_coded_value(m))
     if m.device:
         obs["device"] = {"identifier": {"value": m.device}}
+    performers = _performers(m)
+    if performers:
+        obs["performer"] = performers
+    tags = _tags(m)
+    if tags:
+        obs["meta"] = {"tag": tags}
     return obs
 
 
+def _coded_value(m: Measurement) -> dict[str, Any]:
+    code = _ACVPU_BY_LETTER.get(m.value_code or "")
+    if code is None:
+        return {"valueString": m.value_code}
+    return {
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": code}], "text": m.value_code}
+    }
+
+
+def _performers(m: Measurement) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if m.author:
+        out.append({"identifier": {"system": m.author[0], "value": m.author[1]}})
+    if m.organisation:
+        ident = {"system": m.organisation_system or "", "value": m.organisation}
+        out.append({"type": "Organization", "identifier": ident})
+    return out
+
+
+def _tags(m: Measurement) -> list[dict[str, str]]:
+    tags = []
+    if m.municipality:
+        tags.append({"system": KOMMUNENUMMER_SYSTEM, "code": m.municipality})
+    if m.late:
+        tags.append({"system": MALESTROM_TAGS, "code": "late"})
+    if not m.scorable:
+        tags.append({"system": MALESTROM_TAGS, "code": "not-scored"})
+    return tags
+
+
 def _codings(m: Measurement) -> list[dict[str, str]]:
-    info = lookup_code(LOINC, m.code)
-    canonical = Coding(LOINC, m.code, info.display if info else None)
+    info = canonical_info(m.code)
+    if info is None:  # an unknown code stored by setting: the sender's codings as they were
+        return [_coding(c) for c in m.codings]
+    canonical = Coding(info.system, m.code, info.display)
     seen = {(canonical.system, canonical.code)}
     out = [_coding(canonical)]
     for coding in m.codings:

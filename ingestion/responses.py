@@ -29,6 +29,7 @@ _STATUS_BY_CODE = {
     "invalid": 400,
     "not-supported": 415,
     "not-found": 404,
+    "conflict": 409,
     "forbidden": 403,
     "login": 401,
 }

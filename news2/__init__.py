@@ -17,6 +17,7 @@ from news2.response import (
     EscalationPolicy,
     alert_level,
     clinical_response,
+    policy_from_spec,
 )
 from news2.scoring import News2Result, score
 from news2.vectorised import score_many
@@ -36,6 +37,7 @@ __all__ = [
     "alert_level",
     "clinical_response",
     "encode_consciousness",
+    "policy_from_spec",
     "score",
     "score_many",
 ]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from news2.chart import BANDS, Band
 from news2.scoring import News2Result
@@ -26,6 +26,7 @@ __all__ = [
     "EscalationPolicy",
     "alert_level",
     "clinical_response",
+    "policy_from_spec",
 ]
 
 AlertLevel = Literal["none", "urgent", "emergency"]
@@ -156,6 +157,38 @@ class EscalationPolicy:
         if emergency_total is not None:
             levels.append((emergency_total, "emergency"))
         return cls(name=name, total_levels=tuple(levels), red_flag_level="urgent")
+
+
+def policy_from_spec(spec: Mapping[str, Any] | None) -> EscalationPolicy:
+    """Build an organisation's policy from stored settings (RCP when unset).
+
+    Forms: ``{"rule": "rcp"}``; ``{"rule": "total-or-single-three", "total": 5,
+    "emergency_total": 7}`` (the common Norwegian rule); or explicit ``{"band_levels": {...},
+    "total_levels": [[5, "urgent"]], "red_flag_level": "urgent"}``.
+
+    Raises:
+        ValueError: an unknown rule, band or level.
+    """
+    spec = dict(spec or {})
+    rule = spec.get("rule", "explicit" if "band_levels" in spec else "rcp")
+    name = str(spec.get("name", rule))
+    if rule == "rcp":
+        return EscalationPolicy.rcp()
+    if rule == "total-or-single-three":
+        emergency = spec.get("emergency_total", 7)
+        return EscalationPolicy.total_or_single_three(
+            name=name,
+            total=int(spec.get("total", 5)),
+            emergency_total=None if emergency is None else int(emergency),
+        )
+    if rule == "explicit":
+        return EscalationPolicy(
+            name=name,
+            band_levels=dict(spec.get("band_levels", {})),
+            total_levels=tuple((int(t), level) for t, level in spec.get("total_levels", ())),
+            red_flag_level=spec.get("red_flag_level", "none"),
+        )
+    raise ValueError(f"unknown escalation rule {rule!r}")
 
 
 def alert_level(result: News2Result, policy: EscalationPolicy | None = None) -> AlertLevel:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 import orjson
 import psycopg
@@ -24,7 +25,17 @@ from ingestion.rendering import to_observation
 from streams.deadletter import dead_letter_headers
 from streams.sinks import ObservationRow, Sink, observation_row
 
-__all__ = ["Envelope", "Send", "normalise_batch", "persist_batch", "retry_unavailable"]
+__all__ = [
+    "AlertRules",
+    "BatchScorer",
+    "Envelope",
+    "Send",
+    "normalise_batch",
+    "persist_batch",
+    "retry_unavailable",
+    "run_alert_rules",
+    "score_batch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +50,23 @@ class Envelope:
     topic: str
     partition: int
     offset: int
+
+
+class BatchScorer(Protocol):
+    """Port: the NEWS2 stage."""
+
+    async def score_batch(self, batch: Sequence[Envelope]) -> int:
+        """Score what the stored batch changed."""
+
+
+class AlertRules(Protocol):
+    """Port: the time-driven alert rules."""
+
+    async def escalate_overdue(self) -> int:
+        """Escalate unacknowledged alerts."""
+
+    async def raise_missing(self) -> int:
+        """Raise missing-measurement alerts."""
 
 
 # Send records to a topic and return once the broker acknowledged all of them.
@@ -77,8 +105,26 @@ async def persist_batch(batch: Sequence[Envelope], *, sink: Sink, dead_letter: S
         await retry_unavailable(lambda: dead_letter(failed), what="dead-letter")
 
 
+async def score_batch(batch: Sequence[Envelope], *, scorer: BatchScorer, dead_letter: Send) -> None:
+    """Score what a stored batch changed; a batch the scorer cannot handle is dead-lettered."""
+    try:
+        await retry_unavailable(partial(scorer.score_batch, batch), what="score")
+    except Exception as exc:  # noqa: BLE001 - the error policy: never block the stream on a bug
+        failed = [_dead_letter(env, exc, stage="score") for env in batch]
+        await retry_unavailable(partial(dead_letter, failed), what="dead-letter")
+
+
+async def run_alert_rules(scorer: AlertRules) -> None:
+    """Escalate overdue alerts and raise missing-measurement alerts (time-driven rules)."""
+    try:
+        await scorer.escalate_overdue()
+        await scorer.raise_missing()
+    except UnavailableError as exc:
+        log.warning("alert rules skipped this round: %s", type(exc).__name__)
+
+
 async def retry_unavailable(
-    action: Callable[[], Awaitable[None]], *, what: str, max_backoff: float = 30.0
+    action: Callable[[], Awaitable[object]], *, what: str, max_backoff: float = 30.0
 ) -> None:
     """Run ``action`` until it succeeds, backing off while a service is unavailable."""
     delay = 0.0
@@ -109,8 +155,12 @@ def _dead_letter(
 ) -> tuple[bytes, bytes, Mapping[str, bytes]]:
     log.warning(
         "dead-lettering %s/%d@%d at %s: %s",
-        env.topic, env.partition, env.offset, stage, type(error).__name__,
-    )  # fmt: skip
+        env.topic,
+        env.partition,
+        env.offset,
+        stage,
+        type(error).__name__,
+    )
     headers = dead_letter_headers(
         error=error,
         stage=stage,

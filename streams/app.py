@@ -20,7 +20,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingestion.exceptions import BrokerUnavailableError
 from ingestion.topics import Topics
-from streams.agents import Envelope, Send, normalise_batch, persist_batch
+from streams.agents import (
+    Envelope,
+    Send,
+    normalise_batch,
+    persist_batch,
+    run_alert_rules,
+    score_batch,
+)
+from streams.partitions import maintain_storage
+from streams.scorer import News2Scorer
 from streams.settings import StreamsSettings
 from streams.sinks import ObservationSink
 
@@ -38,6 +47,7 @@ SET partitions = EXCLUDED.partitions, updated_at = EXCLUDED.updated_at
 
 def build_app(settings: StreamsSettings) -> faust.App:
     """Build the Faust app with its agents; nothing connects until the worker starts."""
+    _set_fetch_max_wait(settings.fetch_max_wait_ms)
     topics = Topics(settings.topic_prefix)
     app = faust.App(
         settings.app_id,
@@ -54,11 +64,13 @@ def build_app(settings: StreamsSettings) -> faust.App:
     readings = _raw_topic(app, topics.readings)
     observations = _raw_topic(app, topics.observations)
     dlq = _raw_topic(app, topics.readings_dlq)
+    scores_topic, alerts_topic = _raw_topic(app, topics.news2), _raw_topic(app, topics.alerts)
     pool = AsyncConnectionPool(
         settings.database_url.get_secret_value(), open=False, min_size=1, max_size=4
     )
     sink = ObservationSink(pool)
     emit, dead_letter = _sender(observations), _sender(dlq)
+    scorer = News2Scorer(pool, emit_scores=_sender(scores_topic), emit_alerts=_sender(alerts_topic))
     worker_id = f"{socket.gethostname()}-{os.getpid()}"
 
     @app.task  # type: ignore[untyped-decorator]
@@ -74,6 +86,15 @@ def build_app(settings: StreamsSettings) -> faust.App:
     async def persist(stream: faust.StreamT[bytes]) -> None:
         async for batch in _batches(stream, settings):
             await persist_batch(batch, sink=sink, dead_letter=dead_letter)
+            await score_batch(batch, scorer=scorer, dead_letter=dead_letter)
+
+    @app.timer(interval=settings.alert_check_interval)  # type: ignore[untyped-decorator]
+    async def time_driven_alerts() -> None:
+        await run_alert_rules(scorer)
+
+    @app.timer(interval=3600.0, on_leader=True)  # type: ignore[untyped-decorator]
+    async def storage_maintenance() -> None:  # partitions ahead, retention (issue 5)
+        await maintain_storage(pool)
 
     @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
     async def heartbeat() -> None:
@@ -86,6 +107,27 @@ def build_app(settings: StreamsSettings) -> faust.App:
             log.warning("heartbeat not recorded: %s", type(exc).__name__)
 
     return app
+
+
+def _set_fetch_max_wait(max_wait_ms: int) -> None:
+    """Bound how long the broker may hold a fetch that finds no new records.
+
+    faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500`` for its consumer. Kafka answers a
+    fetch as soon as records arrive, but a broker that does not (Tansu, measured here) then adds
+    up to 1.5 s per hop; a short bound keeps a reading's way to the nurse well under a second.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    thread = driver.AIOKafkaConsumerThread
+    original = getattr(thread, "_malestrom_original_create", thread._create_worker_consumer)
+
+    def create_worker_consumer(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = max_wait_ms  # read when the consumer starts its fetcher
+        return consumer
+
+    thread._malestrom_original_create = original  # type: ignore[attr-defined]
+    thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
 
 
 def _raw_topic(app: faust.App, name: str) -> faust.TopicT:

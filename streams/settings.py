@@ -20,5 +20,9 @@ class StreamsSettings(BaseSettings):
     # Group join takes about half the session timeout; the embedded mode and tests use ~6 s.
     broker_session_timeout: float = 10.0
     batch_size: int = 500
+    # Longest time the broker may hold an empty fetch (faust's own default is 1500 ms).
+    fetch_max_wait_ms: int = 100
     batch_within: float = 0.1
     log_level: str = "warn"
+    # How often escalation of unacknowledged alerts and missing measurements are checked.
+    alert_check_interval: float = 5.0

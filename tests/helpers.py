@@ -86,3 +86,40 @@ def for_patient(body: dict[str, Any], fnr: str) -> dict[str, Any]:
     if "identifier" in out:
         out["identifier"]["value"] = str(uuid.uuid4())
     return out
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON merge patch (RFC 7386): objects merge, ``null`` removes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+def corpus(name: str, section: str) -> list[Any]:
+    """The cases of one section of a corpus file in tests/fixtures/corpus, as pytest params."""
+    import pytest
+
+    cases = load_fixture(f"corpus/{name}.json")[section]
+    return [pytest.param(case, id=case["doc"]) for case in cases]
+
+
+def eventually(check: Any, *, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll ``check()`` until it returns something truthy; fail the test after ``timeout`` s."""
+    import time
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

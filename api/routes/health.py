@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api import queries
 from api.deps import PoolDep, SettingsDep
+from api.storage import StorageProfile, probe_storage
 
 __all__ = ["router"]
 
@@ -22,6 +23,7 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> Res
     """Component states; 200 when all are up, else 503 with the same object."""
     components: dict[str, Any] = {
         "database": await _database(request, pool),
+        "storage": await _storage(request, pool),
         "broker": {"status": "up" if await request.app.state.publisher.ping() else "down"},
         "worker": await _worker(pool, settings),
     }
@@ -45,6 +47,19 @@ async def _database(request: Request, pool: PoolDep) -> dict[str, Any]:
         "migrations": len(applied),
         "pending": missing,
     }
+
+
+async def _storage(request: Request, pool: PoolDep) -> dict[str, Any]:
+    """The storage profile probed at start-up (probed now if start-up could not)."""
+    profile: StorageProfile | None = getattr(request.app.state, "storage", None)
+    if profile is None:
+        try:
+            async with pool.connection(timeout=2.0) as conn:
+                profile = await probe_storage(conn=conn)
+        except Exception as exc:  # noqa: BLE001 - any failure means "down"; the type says why
+            return {"status": "down", "error": type(exc).__name__}
+        request.app.state.storage = profile
+    return profile.public()
 
 
 async def _worker(pool: PoolDep, settings: SettingsDep) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""FHIR Observation search: ``GET /fhir/Observation`` and ``POST /fhir/Observation/_search``."""
+"""FHIR Observation search and operations: ``GET /fhir/Observation`` (and ``_search``),
+``$lastn`` and ``$stats``. Parameter parsing lives in `api.routes.params`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -11,54 +13,169 @@ from starlette.responses import Response
 
 from api import queries
 from api.deps import PoolDep
-from ingestion.exceptions import InvalidReadingError
+from api.routes import params as p
+from api.storage import plan_segments
 from ingestion.responses import FhirResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["fhir"])
 
-DEFAULT_COUNT = 50
-MAX_COUNT = 1000
+STATISTICS_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-statistics"
 
 
 @router.get("/fhir/Observation")
 async def search_get(request: Request, pool: PoolDep) -> Response:
-    """Search a patient's Observations, newest first."""
-    return await _search(request, pool, request.query_params)
+    """Search a patient's Observations (code, date, _sort, _count), one keyset page."""
+    return await _search(request, pool, request.query_params.multi_items())
 
 
 @router.post("/fhir/Observation/_search")
 async def search_post(request: Request, pool: PoolDep) -> Response:
     """The same search with the parameters in a form body (as PMD clients send it)."""
     form = await request.form()
-    params = {**request.query_params, **{k: str(v) for k, v in form.items()}}
-    return await _search(request, pool, params)
+    items = [*request.query_params.multi_items(), *((k, str(v)) for k, v in form.multi_items())]
+    return await _search(request, pool, items)
 
 
-async def _search(request: Request, pool: PoolDep, params: Mapping[str, str]) -> Response:
-    patient = _patient_param(params.get("patient.identifier"))
-    count = _count_param(params.get("_count"))
+async def _search(request: Request, pool: PoolDep, items: list[tuple[str, str]]) -> Response:
+    single = dict(items)
+    patient = p.patient_param(single.get("patient.identifier"))
+    codes = p.codes_param(single.get("code"))
+    dates = [b for k, v in items if k == "date" for b in p.date_bounds(v)]
+    newest_first = p.sort_param(single.get("_sort"))
+    count = p.count_param(single.get("_count"))
+    after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None
     async with pool.connection() as conn:
-        rows = await queries.search_observations(conn=conn, patient=patient, count=count)
-        await queries.record_audit(
-            conn=conn,
-            patient_keys={key for key, _, _ in rows},
-            agent="anonymous",
-            action="search",
-            resource="Observation",
-            outcome="success",
-            detail={"count": len(rows)},
-        )
+        keys = await queries.patient_keys(conn=conn, patient=patient)
+        rows = await queries.search_observations(
+            conn=conn, keys=keys, codes=codes, dates=dates, newest_first=newest_first,
+            after=after, count=count + 1,
+        )  # fmt: skip
+        await _audit(conn, keys, "search", {"count": min(len(rows), count)})
     base = str(request.base_url).rstrip("/")
-    entries = [_entry(base, rid, resource) for _, rid, resource in rows]
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": [{"relation": "self", "url": str(request.url)}],
-        "entry": entries,
+    links = [{"relation": "self", "url": str(request.url)}]
+    if len(rows) > count:
+        _, last_id, _, last_time = rows[count - 1]
+        kept = [(k, v) for k, v in items if k != "_cursor"]
+        cursor = p.encode_cursor(last_time, last_id)
+        links.append(
+            {
+                "relation": "next",
+                "url": f"{base}/fhir/Observation?{urlencode([*kept, ('_cursor', cursor)])}",
+            }
+        )
+    entries = [_entry(base, rid, resource) for _, rid, resource, _ in rows[:count]]
+    return FhirResponse({"resourceType": "Bundle", "type": "searchset", "link": links,
+                         "entry": entries})  # fmt: skip
+
+
+@router.get("/fhir/Observation/$lastn")
+async def lastn(request: Request, pool: PoolDep) -> Response:
+    """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all)."""
+    params = request.query_params
+    patient = p.patient_param(params.get("patient.identifier"))
+    codes = p.codes_param(params.get("code"))
+    max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
+    async with pool.connection() as conn:
+        keys = await queries.patient_keys(conn=conn, patient=patient)
+        rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
+        await _audit(conn, keys, "lastn", {"count": len(rows)})
+    base = str(request.base_url).rstrip("/")
+    return FhirResponse(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(rows),
+            "link": [{"relation": "self", "url": str(request.url)}],
+            "entry": [_entry(base, rid, resource) for _, rid, resource in rows],
+        }
+    )
+
+
+@router.get("/fhir/Observation/$stats")
+async def stats(request: Request, pool: PoolDep) -> Response:
+    """FHIR ``$stats``: a Parameters resource with one ``statistic`` Observation per code,
+    one component per statistic (average, minimum, maximum, count, sum) over the period."""
+    params = request.query_params
+    patient = p.patient_param(params.get("patient.identifier"))
+    codes = p.codes_param(params.get("code"), required=True)
+    start, end = p.period_param(params.get("period"))
+    wanted = p.statistics_param(params.get("statistic"))
+    segments = plan_segments(start, end, ["daily", "hourly"])
+    results: list[dict[str, Any]] = []
+    async with pool.connection() as conn:
+        keys = await queries.patient_keys(conn=conn, patient=patient)
+        for code in codes:
+            units = await queries.latest_units(conn=conn, keys=keys, codes=[code])
+            buckets = await queries.aggregate_buckets(
+                conn=conn, keys=keys, codes=[code], segments=segments, width=None
+            )
+            results.append(_statistic(patient, code, units, buckets, wanted, start, end))
+        await _audit(conn, keys, "stats", {"codes": len(codes)})
+    return FhirResponse(
+        {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "statistic", "resource": r} for r in results],
+        }
+    )
+
+
+def _statistic(
+    patient: queries.PatientRef,
+    code: queries.CodeRef,
+    units: dict[tuple[str, str], str | None],
+    buckets: list[queries.Bucket],
+    wanted: list[str],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> dict[str, Any]:
+    system = code[0] or next((s for s, _ in units), None)
+    unit = next(iter(units.values()), None)
+    n, total, low, high = buckets[0][1:] if buckets else (0, 0.0, None, None)
+    values: dict[str, float | int | None] = {
+        "average": total / n if n else None,
+        "minimum": low,
+        "maximum": high,
+        "count": n,
+        "sum": total if n else None,
     }
-    return FhirResponse(bundle)
+    components = []
+    for name in wanted:
+        value = values[name]
+        if value is None:
+            continue
+        quantity: dict[str, Any] = {"value": value}
+        if name != "count" and unit:
+            quantity |= {"unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        components.append(
+            {
+                "code": {"coding": [{"system": STATISTICS_SYSTEM, "code": name}]},
+                "valueQuantity": quantity,
+            }
+        )
+    coding = {"system": system, "code": code[1]} if system else {"code": code[1]}
+    subject = {"value": patient[1]} | ({"system": patient[0]} if patient[0] else {})
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [coding]},
+        "subject": {"identifier": subject},
+        "effectivePeriod": {"start": p.instant(start), "end": p.instant(end)},
+        "component": components,
+    }
+
+
+async def _audit(conn: Any, keys: list[str], action: str, detail: dict[str, Any]) -> None:
+    await queries.record_audit(
+        conn=conn,
+        patient_keys=set(keys),
+        agent="anonymous",
+        action=action,
+        resource="Observation",
+        outcome="success",
+        detail=detail,
+    )
 
 
 def _entry(base: str, resource_id: str, resource: str) -> dict[str, Any]:
@@ -67,32 +184,3 @@ def _entry(base: str, resource_id: str, resource: str) -> dict[str, Any]:
         "resource": orjson.Fragment(resource),
         "search": {"mode": "match"},
     }
-
-
-def _patient_param(value: str | None) -> queries.PatientRef:
-    if not value:
-        raise InvalidReadingError(
-            "patient.identifier is required (system|value, or the value alone)",
-            expression="patient.identifier",
-            code="required",
-        )
-    system, sep, ident = value.partition("|")
-    if not sep:
-        return None, value
-    if not ident:
-        raise InvalidReadingError(
-            "patient.identifier needs a value after '|'",
-            expression="patient.identifier",
-            code="value",
-        )
-    return system or None, ident
-
-
-def _count_param(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_COUNT
-    if not value.isdigit() or not 0 < int(value) <= MAX_COUNT:
-        raise InvalidReadingError(
-            f"_count must be an integer from 1 to {MAX_COUNT}", expression="_count", code="value"
-        )
-    return int(value)

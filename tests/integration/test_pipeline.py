@@ -4,76 +4,19 @@ HTTP → readings.v1 → Faust normalise → observations.v1 → Faust persist �
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import ApiSettings
-from infra.migrate import migration_ids
-from infra.processes import spawn, stop
-from ingestion.topics import Topics
-from tests.helpers import SYNTHETIC_FNR, bundle, fresh_fnr, load_fixture, observation
+from tests.helpers import SYNTHETIC_FNR, bundle, eventually, fresh_fnr, load_fixture, observation
 
 pytestmark = pytest.mark.integration
 
 FHIR = {"Content-Type": "application/fhir+json"}
 SEARCH = "/fhir/Observation?patient.identifier=urn:oid:2.16.578.1.12.4.1.4.1|{fnr}&_count=1000"
-
-
-@pytest.fixture
-def worker(
-    topics: Topics, kafka_bootstrap: str, database_url: str, tmp_path: Path
-) -> Iterator[dict[str, str]]:
-    """A streams worker subprocess on this test's topics; yields its environment."""
-    env = {
-        **os.environ,
-        "MALESTROM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "MALESTROM_DATABASE_URL": database_url,
-        "MALESTROM_TOPIC_PREFIX": topics.prefix,
-        "MALESTROM_APP_ID": f"{topics.prefix}-streams",
-        "MALESTROM_BROKER_SESSION_TIMEOUT": "6",
-    }
-    log = tmp_path / "worker.log"
-    proc = spawn([sys.executable, "-m", "infra.cli", "worker"], env=env, log=log)
-    try:
-        yield env
-    finally:
-        stop(proc)
-        if proc.returncode not in (0, -15):
-            print(log.read_text()[-3000:])  # noqa: T201 - shown only when the worker failed
-
-
-@pytest.fixture
-def api(worker: dict[str, str]) -> Iterator[TestClient]:
-    """The API in-process, publishing to the real broker and reading the real database."""
-    settings = ApiSettings(
-        kafka_bootstrap=worker["MALESTROM_KAFKA_BOOTSTRAP"],
-        database_url=worker["MALESTROM_DATABASE_URL"],  # type: ignore[arg-type]
-        topic_prefix=worker["MALESTROM_TOPIC_PREFIX"],
-        app_id=worker["MALESTROM_APP_ID"],
-    )
-    with TestClient(create_app(settings, expected_migrations=migration_ids())) as client:
-        yield client
-
-
-def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def _stored(client: TestClient, fnr: str) -> list[dict[str, Any]]:
@@ -89,7 +32,7 @@ def test_bundle_flows_to_the_database_and_back(api: TestClient) -> None:
     assert response.status_code == 200
     locations = [e["response"]["location"] for e in response.json()["entry"]]
 
-    entries = _eventually(
+    entries = eventually(
         lambda: len(_stored(api, SYNTHETIC_FNR)) >= 3 and _stored(api, SYNTHETIC_FNR),
         timeout=60,
         what="3 stored observations",
@@ -113,13 +56,13 @@ def test_resending_creates_nothing_new(api: TestClient) -> None:
     marker = bundle(observation(fnr=fnr, value=99, effective="2026-11-26T07:09:00Z"))
     assert api.post("/fhir", content=orjson.dumps(marker), headers=FHIR).status_code == 200
     values = lambda: [e["resource"]["valueQuantity"]["value"] for e in _stored(api, fnr)]  # noqa: E731
-    _eventually(lambda: 99 in values(), timeout=60, what="the marker")
+    eventually(lambda: 99 in values(), timeout=60, what="the marker")
     assert len(_stored(api, fnr)) == 4
 
 
 def test_healthz_turns_up_when_the_worker_has_partitions(api: TestClient) -> None:
     """/healthz is 200 once the schema is migrated, the broker answers and the worker is ready."""
-    response = _eventually(
+    response = eventually(
         lambda: (r := api.get("/healthz")).status_code == 200 and r, timeout=60, what="healthy"
     )
     components = response.json()["components"]

@@ -1,4 +1,8 @@
-"""Parsing one FHIR Observation into a `Measurement`: what passes, and what each error says."""
+"""Parsing one FHIR Observation into a `Measurement`: what passes, and what each error says.
+
+Driven by tests/fixtures/corpus/observations.json: each case is a JSON merge patch on a minimal
+valid heart-rate Observation, with what must come out (accepted) or the error (rejected).
+"""
 
 from __future__ import annotations
 
@@ -7,130 +11,97 @@ from typing import Any
 import pytest
 
 from ingestion.exceptions import InvalidReadingError
-from ingestion.observations import parse_observation
-from tests.helpers import RECEIVED, SYNTHETIC_FNR, observation
+from ingestion.identifiers import IdentityMode
+from ingestion.observations import UnknownCodes, parse_observation, read_observation
+from tests.helpers import RECEIVED, SYNTHETIC_FNR, corpus, merge_patch, observation
 
 
-def _parse(resource: Any, **kwargs: Any) -> Any:
-    return parse_observation(resource, received=RECEIVED, **kwargs)
+def _read(resource: Any, **kwargs: Any) -> Any:
+    return read_observation(resource, received=RECEIVED, **kwargs)
 
 
-def test_heart_rate_becomes_a_measurement() -> None:
-    """A valid heart-rate Observation keeps its code, value, unit and UTC time."""
-    m = _parse(observation(value=72))
-    assert (m.code, m.value, m.unit) == ("8867-4", 72.0, "/min")
-    assert m.effective.isoformat() == "2026-11-26T07:00:00+00:00"
-    assert m.patient_value == SYNTHETIC_FNR
+@pytest.mark.parametrize("case", corpus("observations", "accepted"))
+def test_accepted_cases_become_canonical_measurements(case: dict[str, Any]) -> None:
+    """Each accepted case yields the canonical code, value and flags, with warnings named."""
+    reading = _read(merge_patch(observation(), case["patch"]))
+    m, expect = reading.measurement, dict(case["expect"])
+    warned = expect.pop("warnings", [])
+    assert sorted(w.expression for w in reading.warnings) == sorted(warned)
+    assert all(w.severity == "warning" for w in reading.warnings)
+    for name, wanted in expect.items():
+        got = getattr(m, name)
+        if name == "components":
+            got = [[c.code, c.value] for c in got]
+            assert got == [[c, pytest.approx(v, abs=0.01)] for c, v in wanted]
+        elif name == "codings":
+            assert all((s, c) in {(x.system, x.code) for x in got} for s, c in wanted)
+        elif name == "effective":
+            assert got.isoformat() == wanted
+        elif name == "author":
+            assert list(got) == wanted
+        elif isinstance(wanted, float):
+            assert got == pytest.approx(wanted, abs=0.01)
+        else:
+            assert got == wanted, name
 
 
-def test_blood_pressure_panel_keeps_both_components() -> None:
-    """A blood pressure panel yields systolic and diastolic components."""
-    resource = observation(code="85354-9")
-    del resource["valueQuantity"]
-    resource["component"] = [
-        {
-            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-            "valueQuantity": {
-                "value": value,
-                "system": "http://unitsofmeasure.org",
-                "code": "mm[Hg]",
-            },
-        }
-        for code, value in (("8480-6", 132), ("8462-4", 84))
-    ]
-    m = _parse(resource)
-    assert [(c.code, c.value) for c in m.components] == [("8480-6", 132.0), ("8462-4", 84.0)]
-
-
-def test_snomed_coding_maps_to_loinc_and_is_kept() -> None:
-    """A SNOMED CT coded SpO2 is stored under LOINC, with the sender's coding kept."""
-    resource = observation(code="2708-6", value=97, unit="%")
-    resource["code"]["coding"] = [{"system": "http://snomed.info/sct", "code": "431314004"}]
-    m = _parse(resource)
-    assert m.code == "2708-6"
-    assert [(c.system, c.code) for c in m.codings] == [("http://snomed.info/sct", "431314004")]
-
-
-def test_effective_instant_is_accepted() -> None:
-    """PMD's effectiveInstant is a measurement time too."""
-    resource = observation()
-    del resource["effectiveDateTime"]
-    resource["effectiveInstant"] = "2026-11-26T07:00:00Z"
-    assert _parse(resource).effective.hour == 7
+@pytest.mark.parametrize("case", corpus("observations", "rejected"))
+def test_rejected_cases_name_the_offending_element(case: dict[str, Any]) -> None:
+    """Each rejection has a FHIR issue code, a message saying what is wrong, and its FHIRPath."""
+    with pytest.raises(InvalidReadingError) as info:
+        _read(merge_patch(observation(), case["patch"]))
+    assert case["message"] in info.value.message
+    assert (info.value.code, info.value.expression) == (case["code"], case["expression"])
+    assert SYNTHETIC_FNR not in info.value.message
 
 
 def test_same_reading_gets_the_same_id() -> None:
     """Without a sender identity the id is a content hash: resending gives the same id."""
-    assert _parse(observation()).id == _parse(observation()).id
-    assert _parse(observation()).id != _parse(observation(value=73)).id
+    assert _read(observation()).measurement.id == _read(observation()).measurement.id
+    assert _read(observation()).measurement.id != _read(observation(value=73)).measurement.id
 
 
 def test_sender_identity_decides_the_id() -> None:
     """A sender's identity of the reading makes the id, whatever the content."""
-    a = _parse(observation(value=70), sender_identity="bundle|x|urn:uuid:1")
-    b = _parse(observation(value=71), sender_identity="bundle|x|urn:uuid:1")
+    a = _read(observation(value=70), sender_identity="bundle|x|urn:uuid:1")
+    b = _read(observation(value=71), sender_identity="bundle|x|urn:uuid:1")
+    assert a.measurement.id == b.measurement.id
+
+
+def test_observation_identifier_decides_the_id() -> None:
+    """Without a sender identity, the Observation's own identifier makes the id."""
+    ident = [{"system": "urn:x", "value": "r-1"}]
+    a = _read(observation(value=70, identifier=ident)).measurement
+    b = _read(observation(value=71, identifier=ident)).measurement
     assert a.id == b.id
-
-
-@pytest.mark.parametrize(
-    ("change", "expression", "message"),
-    [
-        (lambda r: r.pop("subject"), "Observation.subject.identifier.system", "subject.identifier"),
-        (
-            lambda r: r["subject"]["identifier"].update(value="12345678901"),
-            "Observation.subject.identifier.value",
-            "check digits",
-        ),
-        (
-            lambda r: r["code"]["coding"][0].update(code="1234-5"),
-            "Observation.code.coding",
-            "supported",
-        ),
-        (
-            lambda r: r.update(effectiveDateTime="2026-11-26"),
-            "Observation.effectiveDateTime",
-            "timezone",
-        ),
-        (
-            lambda r: r.update(effectiveDateTime="2026-11-26T08:00:00"),
-            "Observation.effectiveDateTime",
-            "not a valid FHIR",
-        ),
-        (
-            lambda r: r.update(effectiveDateTime="2026-11-26T10:00:00Z"),
-            "Observation.effectiveDateTime",
-            "future",
-        ),
-        (lambda r: r.pop("valueQuantity"), "Observation.valueQuantity.value", "valueQuantity"),
-        (
-            lambda r: r["valueQuantity"].update(code="/h"),
-            "Observation.valueQuantity.code",
-            "unit must be",
-        ),
-        (lambda r: r.update(status="entered-in-error"), "Observation.status", "status"),
-        (lambda r: r.update(code={"coding": {"x": 1}}), "Observation.code.coding", "valid FHIR"),
-    ],
-)
-def test_errors_point_at_the_offending_element(change: Any, expression: str, message: str) -> None:
-    """Every rejection names the element (FHIRPath) and says what is wrong."""
-    resource = observation()
-    change(resource)
-    with pytest.raises(InvalidReadingError, match=message) as info:
-        _parse(resource)
-    assert info.value.expression == expression
 
 
 def test_error_expression_is_placed_under_the_path() -> None:
     """Inside a Bundle the expression starts at the entry."""
-    resource = observation()
-    resource["valueQuantity"]["code"] = "/h"
+    resource = merge_patch(observation(), {"valueQuantity": {"code": "bpm"}})
     with pytest.raises(InvalidReadingError) as info:
-        _parse(resource, path="Bundle.entry[2].resource")
+        _read(resource, path="Bundle.entry[2].resource")
     assert info.value.expression == "Bundle.entry[2].resource.valueQuantity.code"
 
 
-def test_not_an_observation_is_refused() -> None:
-    """Another resource type is not supported here."""
-    with pytest.raises(InvalidReadingError, match="Observation") as info:
-        _parse({"resourceType": "Patient"})
-    assert info.value.code == "not-supported"
+def test_production_refuses_synthetic_numbers() -> None:
+    """A production deployment refuses synthetic person numbers, as NHN's JFT does."""
+    with pytest.raises(InvalidReadingError, match="production") as info:
+        _read(observation(), mode=IdentityMode.PRODUCTION)
+    assert info.value.code == "business-rule"
+
+
+def test_unknown_code_can_be_stored_unscored_by_setting() -> None:
+    """With unknown codes set to store, the reading is kept as sent and flagged unscored."""
+    resource = observation(code="1234-4", unit="{steps}", value=5000)
+    reading = _read(resource, unknown_codes=UnknownCodes.STORE)
+    m = reading.measurement
+    assert (m.code, m.value, m.unit, m.scorable) == ("1234-4", 5000.0, "{steps}", False)
+    assert [w.code for w in reading.warnings] == ["code-unknown"]
+
+
+def test_unknown_code_is_refused_with_the_supported_list_by_default() -> None:
+    """By default an unknown code is refused, listing what is supported."""
+    with pytest.raises(InvalidReadingError) as info:
+        parse_observation(observation(code="1234-4"), received=RECEIVED)
+    assert "http://loinc.org|8867-4" in info.value.message

@@ -1,7 +1,13 @@
-"""The HTTP receiver: per-entry results, whole-request errors, and 503 when the broker is down."""
+"""The HTTP receiver: per-entry results, whole-request errors, and 503 when the broker is down.
+
+The request corpus in tests/fixtures/corpus/requests.json drives the status checks: each case
+gives the body, the media type, the expected status, per-entry statuses and the FHIRPath each
+error (or correction warning) must point at.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -12,9 +18,10 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import ApiSettings
 from ingestion.exceptions import BrokerUnavailableError
+from ingestion.known import RecentIds
 from ingestion.measurement import from_json
 from ingestion.publisher import Record
-from tests.helpers import SYNTHETIC_FNR, bundle, load_fixture, observation
+from tests.helpers import SYNTHETIC_FNR, bundle, corpus, load_fixture, observation
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
@@ -35,20 +42,44 @@ class FakePublisher:
         return not self.down
 
 
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
+class FakeStore:
+    """A store that already holds the given ids."""
+
+    def __init__(self, ids: set[str]) -> None:
+        self.ids = ids
+
+    async def known(self, ids: Sequence[str]) -> set[str]:
+        return self.ids & set(ids)
 
 
-@pytest.fixture
-def client(publisher: FakePublisher) -> Iterator[TestClient]:
+@pytest.fixture(scope="module")
+def _app() -> Iterator[tuple[TestClient, FakePublisher]]:
+    # One app per module: starting the app's lifespan is slow without a database.
+    fake = FakePublisher()
     settings = ApiSettings(
         kafka_bootstrap="127.0.0.1:1",
         database_url="postgresql://nobody@127.0.0.1:1/none",  # type: ignore[arg-type]
     )
-    app = create_app(settings, expected_migrations=(), publisher=publisher)
+    app = create_app(settings, expected_migrations=(), publisher=fake)
     with TestClient(app) as test_client:
-        yield test_client
+        yield test_client, fake
+
+
+@pytest.fixture
+def publisher(_app: tuple[TestClient, FakePublisher]) -> FakePublisher:
+    """The fake broker, emptied for each test."""
+    fake = _app[1]
+    fake.published, fake.down = [], False
+    return fake
+
+
+@pytest.fixture
+def client(_app: tuple[TestClient, FakePublisher], publisher: FakePublisher) -> TestClient:
+    """The API, with a fresh memory of accepted ids and no database."""
+    test_client = _app[0]
+    state = test_client.app.state  # type: ignore[attr-defined]
+    state.receiver = dataclasses.replace(state.receiver, recent=RecentIds(), known=FakeStore(set()))
+    return test_client
 
 
 def _post(client: TestClient, body: Any, path: str = "/fhir", **headers: str) -> Any:
@@ -69,6 +100,31 @@ def test_batch_is_answered_entry_by_entry_after_publishing(
     assert [topic for topic, _ in publisher.published] == ["malestrom.readings.v1"] * 3
     key, value, _headers = publisher.published[0][1]
     assert from_json(value).patient_key == key.decode()
+
+
+@pytest.mark.parametrize("case", corpus("requests", "requests"))
+def test_request_corpus(client: TestClient, publisher: FakePublisher, case: dict[str, Any]) -> None:
+    """Each request gets its status, per-entry results, and issues that point at the element."""
+    body = case["raw"].encode() if "raw" in case else orjson.dumps(case["body"])
+    media = case.get("content_type", "application/fhir+json")
+    response = client.post(case.get("path", "/fhir"), content=body, headers={"Content-Type": media})
+    assert response.status_code == case["status"]
+    answer = response.json()
+    if "entries" not in case:
+        assert answer["resourceType"] == "OperationOutcome"
+        assert all(i["code"] and i["diagnostics"] for i in answer["issue"])
+        if case.get("expression"):
+            assert answer["issue"][0]["expression"] == [case["expression"]]
+        return
+    assert answer["type"] == case.get("response_type", "batch-response")
+    assert [e["response"]["status"][:3] for e in answer["entry"]] == case["entries"]
+    for index, expression in {**case.get("expressions", {}), **case.get("warnings", {})}.items():
+        issues = answer["entry"][int(index)]["response"]["outcome"]["issue"]
+        assert [expression] in [i["expression"] for i in issues]
+    for index in case.get("warnings", {}):
+        issues = answer["entry"][int(index)]["response"]["outcome"]["issue"]
+        assert {i["severity"] for i in issues} == {"warning"}
+    assert len(publisher.published) == case["entries"].count("201")
 
 
 def test_one_bad_entry_does_not_sink_the_others(
@@ -92,12 +148,41 @@ def test_transaction_is_all_or_nothing(client: TestClient, publisher: FakePublis
     assert publisher.published == []
 
 
-def test_resent_bundle_maps_to_the_same_ids(client: TestClient, publisher: FakePublisher) -> None:
-    """Bundle.identifier + fullUrl decide the ids: a resend carries the same ids."""
+def test_resent_bundle_answers_200_with_the_same_ids(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    """Bundle.identifier + fullUrl decide the ids: a resend answers 200 OK and publishes nothing."""
     body = load_fixture("bundle_three_vitals.json")
-    first = [e["response"]["location"] for e in _post(client, body).json()["entry"]]
-    second = [e["response"]["location"] for e in _post(client, body).json()["entry"]]
-    assert first == second
+    first = _post(client, body).json()["entry"]
+    second = _post(client, body).json()["entry"]
+    assert [e["response"]["location"] for e in first] == [e["response"]["location"] for e in second]
+    assert {e["response"]["status"] for e in second} == {"200 OK"}
+    assert len(publisher.published) == 3
+
+
+def test_ids_the_store_knows_answer_200(client: TestClient, publisher: FakePublisher) -> None:
+    """An id the store already holds (e.g. accepted by another replica days ago) answers 200."""
+    stored = _post(client, observation(), path="/fhir/Observation").headers["Location"]
+    state = client.app.state  # type: ignore[attr-defined]
+    state.receiver = dataclasses.replace(
+        state.receiver, recent=RecentIds(), known=FakeStore({stored.removeprefix("Observation/")})
+    )
+    response = _post(client, observation(), path="/fhir/Observation")
+    assert (response.status_code, response.headers["Location"]) == (200, stored)
+    assert len(publisher.published) == 1
+
+
+def test_broker_down_then_up_resend_is_accepted_once(
+    client: TestClient, publisher: FakePublisher
+) -> None:
+    """After a 503 nothing is remembered as accepted: the retry is published exactly once."""
+    body = load_fixture("bundle_three_vitals.json")
+    publisher.down = True
+    assert _post(client, body).status_code == 503
+    publisher.down = False
+    statuses = [e["response"]["status"] for e in _post(client, body).json()["entry"]]
+    assert statuses == ["201 Created"] * 3
+    assert len(publisher.published) == 3
 
 
 @pytest.mark.parametrize(
@@ -105,8 +190,6 @@ def test_resent_bundle_maps_to_the_same_ids(client: TestClient, publisher: FakeP
     [
         (b"{not json", FHIR, 400),
         (b'{"resourceType": "Patient"}', FHIR, 400),
-        (b'{"resourceType": "Bundle", "type": "document"}', FHIR, 422),
-        (orjson.dumps(bundle()), {"Content-Type": "text/plain"}, 415),
         (b" " * (1024 * 1024 + 1), FHIR, 413),
         (orjson.dumps(bundle(*[observation()] * 1001)), FHIR, 413),
     ],

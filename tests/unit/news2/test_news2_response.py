@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from news2 import BANDS, EscalationPolicy, alert_level, clinical_response, score
+from news2 import BANDS, EscalationPolicy, alert_level, clinical_response, policy_from_spec, score
 from news2.response import RESPONSES
 
 NORMAL: dict[str, Any] = {
@@ -122,3 +122,45 @@ def test_a_policy_is_frozen() -> None:
     assert policy.band_levels["low"] == "urgent"
     with pytest.raises(TypeError):
         policy.band_levels["low"] = "none"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        (None, "RCP"),
+        ({"rule": "rcp"}, "RCP"),
+        ({"rule": "total-or-single-three", "name": "OUS"}, "OUS"),
+        (
+            {"rule": "total-or-single-three", "total": 6, "emergency_total": None},
+            "total-or-single-three",
+        ),
+        ({"band_levels": {"high": "emergency"}, "total_levels": [[5, "urgent"]]}, "explicit"),
+    ],
+)
+def test_policies_are_built_from_stored_settings(spec: Any, name: str) -> None:
+    """Each stored form gives the policy it names."""
+    assert policy_from_spec(spec).name == name
+
+
+def test_stored_total_or_single_three_acts_like_the_factory() -> None:
+    """The stored Norwegian rule equals the factory's policy."""
+    stored = policy_from_spec(
+        {"rule": "total-or-single-three", "total": 6, "emergency_total": None}
+    )
+    assert stored == EscalationPolicy.total_or_single_three(
+        name="total-or-single-three", total=6, emergency_total=None
+    )
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"rule": "sometimes"},
+        {"band_levels": {"purple": "urgent"}},
+        {"rule": "explicit", "red_flag_level": "panic"},
+    ],
+)
+def test_unknown_policies_are_refused(spec: dict[str, Any]) -> None:
+    """An unknown rule, band or level is a ValueError, never a silent default."""
+    with pytest.raises(ValueError, match="unknown"):
+        policy_from_spec(spec)

@@ -1,0 +1,85 @@
+"""The live alert feed: PostgreSQL ``LISTEN`` wakes every subscriber the moment an alert event
+is committed; each subscriber then reads the events after its own resume point, so a client
+that reconnects with ``Last-Event-ID`` misses nothing. A slow poll backs the listener up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from api import alerting
+
+__all__ = ["AlertFeed"]
+
+log = logging.getLogger(__name__)
+_CHANNEL = "malestrom_alert_events"
+
+
+class AlertFeed:
+    """Fans committed alert events out to live subscribers."""
+
+    def __init__(
+        self, database_url: str, pool: AsyncConnectionPool, *, poll_s: float = 2.0
+    ) -> None:
+        self._url = database_url
+        self._pool = pool
+        self._poll_s = poll_s
+        self._wakers: set[asyncio.Event] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start listening in the background."""
+        self._task = asyncio.create_task(self._listen(), name="alert-feed-listen")
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake_all()
+            except psycopg.OperationalError as exc:
+                log.warning("alert feed listener lost the database: %s", type(exc).__name__)
+                await asyncio.sleep(1.0)
+
+    def _wake_all(self) -> None:
+        for waker in self._wakers:
+            waker.set()
+
+    async def events(
+        self, *, after: int, organisation: str | None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield alert events with ids above ``after``, then new ones as they are committed."""
+        waker = asyncio.Event()
+        self._wakers.add(waker)
+        try:
+            while True:
+                waker.clear()
+                async with self._pool.connection() as conn:
+                    rows = await alerting.alert_events_after(
+                        conn=conn, after=after, organisation=organisation
+                    )
+                for row in rows:
+                    after = row["event_id"]
+                    yield row
+                if not rows:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waker.wait(), self._poll_s)
+        finally:
+            self._wakers.discard(waker)

@@ -1,0 +1,75 @@
+"""Request bodies of the clinical API, named by direction (``…Update``, ``…Request``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from news2 import policy_from_spec
+
+__all__ = [
+    "AcknowledgeRequest",
+    "IdentifierIn",
+    "OrganisationSettingsUpdate",
+    "PatientSettingsUpdate",
+    "ResolveRequest",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IdentifierIn(_Strict):
+    """A patient identifier (``subject.identifier`` in FHIR)."""
+
+    system: str = "urn:oid:2.16.578.1.12.4.1.4.1"
+    value: str
+
+
+class PatientSettingsUpdate(_Strict):
+    """A clinician's NEWS2 settings for a patient; unset fields fall back to the organisation's."""
+
+    patient: IdentifierIn
+    set_by: str = Field(min_length=1, description="who sets them, e.g. an HPR number")
+    organisation: str | None = None
+    spo2_scale: Literal[1, 2] = 1
+    long_term_oxygen: bool | None = Field(
+        None, description="true: on oxygen per care plan; false: room air; null: unknown"
+    )
+    freshness_minutes: int | None = Field(None, gt=0, le=24 * 60)
+    context_freshness_minutes: int | None = Field(None, gt=0, le=14 * 24 * 60)
+    expected_interval_minutes: int | None = Field(None, gt=0, le=31 * 24 * 60)
+
+
+class OrganisationSettingsUpdate(_Strict):
+    """An organisation's NEWS2 response settings."""
+
+    set_by: str = Field(min_length=1)
+    name: str | None = None
+    policy: dict[str, Any] = Field(default_factory=lambda: {"rule": "rcp"})
+    freshness_minutes: int = Field(60, gt=0, le=24 * 60)
+    context_freshness_minutes: int = Field(24 * 60, gt=0, le=14 * 24 * 60)
+    ack_timeout_minutes: int = Field(15, gt=0, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _policy_is_known(self) -> OrganisationSettingsUpdate:
+        try:
+            policy_from_spec(self.policy)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"policy: {exc}") from exc
+        return self
+
+
+class AcknowledgeRequest(_Strict):
+    """A nurse takes an alert."""
+
+    by: str = Field(min_length=1, description="who acknowledges, e.g. an HPR number")
+
+
+class ResolveRequest(_Strict):
+    """A nurse closes an alert with a note (journaled as VKP-DHO's Composition)."""
+
+    by: str = Field(min_length=1)
+    note: str = Field(min_length=1, max_length=10_000)

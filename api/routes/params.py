@@ -1,0 +1,191 @@
+"""Parsing of FHIR search parameters shared by the Observation and trend routes.
+
+Every bad parameter raises `InvalidReadingError` with the parameter as ``expression``, which the
+one exception handler turns into a 400 OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+
+from api.queries import CodeRef, DateBound, PatientRef
+from ingestion.exceptions import InvalidReadingError
+
+__all__ = [
+    "MAX_COUNT",
+    "codes_param",
+    "count_param",
+    "date_bounds",
+    "decode_cursor",
+    "encode_cursor",
+    "instant",
+    "instant_range",
+    "patient_param",
+    "period_param",
+    "positive_int_param",
+    "sort_param",
+    "statistics_param",
+]
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+STATISTICS = ("average", "minimum", "maximum", "count", "sum")
+_DATE = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?P<f>\.\d+)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+
+def _invalid(message: str, expression: str, code: str = "invalid") -> InvalidReadingError:
+    return InvalidReadingError(message, expression=expression, code=code)
+
+
+def patient_param(value: str | None) -> PatientRef:
+    """``patient.identifier``: ``system|value`` or the value alone (required)."""
+    if not value:
+        raise _invalid(
+            "patient.identifier is required (system|value, or the value alone)",
+            "patient.identifier",
+            "required",
+        )
+    system, sep, ident = value.partition("|")
+    if not sep:
+        return None, value
+    if not ident:
+        raise _invalid("patient.identifier needs a value after '|'", "patient.identifier", "value")
+    return system or None, ident
+
+
+def codes_param(value: str | None, *, required: bool = False) -> list[CodeRef]:
+    """``code``: comma-separated ``system|code`` or ``code`` (any system) tokens."""
+    if not value:
+        if required:
+            raise _invalid("code is required (system|code, or the code alone)", "code", "required")
+        return []
+    codes: list[CodeRef] = []
+    for token in value.split(","):
+        system, sep, code = token.partition("|")
+        if not (code if sep else system):
+            raise _invalid("code needs a code (system|code, or the code alone)", "code")
+        codes.append((system, code) if sep else (None, system))
+    return codes
+
+
+def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]:
+    """The instants ``[start, end)`` a FHIR date/dateTime of any precision covers (UTC when the
+    value has no offset)."""
+    match = _DATE.fullmatch(text)
+    if not match:
+        raise _invalid(f"{expression} is not a FHIR date or dateTime", expression)
+    g = match.groupdict()
+    try:
+        tz = (
+            dt.UTC
+            if g["tz"] in (None, "Z")
+            else dt.datetime.fromisoformat(f"2000-01-01T00:00{g['tz']}").tzinfo
+        )
+        start = dt.datetime(
+            int(g["y"]), int(g["m"] or 1), int(g["d"] or 1), int(g["H"] or 0), int(g["M"] or 0),
+            int(g["S"] or 0), int(float(g["f"] or 0) * 1_000_000), tzinfo=tz,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise _invalid(f"{expression} is not a valid date", expression) from exc
+    if g["f"]:
+        end = start + dt.timedelta(microseconds=1)
+    elif g["S"]:
+        end = start + dt.timedelta(seconds=1)
+    elif g["M"]:
+        end = start + dt.timedelta(minutes=1)
+    elif g["d"]:
+        end = start + dt.timedelta(days=1)
+    elif g["m"]:
+        end = start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+    else:
+        end = start.replace(year=start.year + 1)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def date_bounds(value: str) -> list[DateBound]:
+    """One ``date`` parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on the effective
+    time, following FHIR's range semantics for a value's precision."""
+    prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
+    lo, hi = instant_range(text, "date")
+    bounds: dict[str, list[DateBound]] = {
+        "eq": [(">=", lo), ("<", hi)],
+        "ge": [(">=", lo)],
+        "gt": [(">=", hi)],
+        "le": [("<", hi)],
+        "lt": [("<", lo)],
+    }
+    if prefix not in bounds:
+        raise _invalid(f"date prefix {prefix!r} is not supported", "date")
+    return bounds[prefix]
+
+
+def period_param(value: str | None) -> tuple[dt.datetime, dt.datetime]:
+    """``period=start/end``: a FHIR Period, both ends inclusive at their precision."""
+    if not value or value.count("/") != 1:
+        raise _invalid("period is required as start/end", "period", "required")
+    first, last = value.split("/")
+    start, _ = instant_range(first, "period")
+    _, end = instant_range(last, "period")
+    if start >= end:
+        raise _invalid("period must start before it ends", "period")
+    return start, end
+
+
+def statistics_param(value: str | None) -> list[str]:
+    """``statistic``: comma-separated codes of observation-statistics we compute."""
+    names = value.split(",") if value else ["average", "minimum", "maximum", "count"]
+    unknown = [n for n in names if n not in STATISTICS]
+    if unknown:
+        raise _invalid(f"statistic must be among {', '.join(STATISTICS)}", "statistic")
+    return names
+
+
+def sort_param(value: str | None) -> bool:
+    """``_sort``: ``-date`` (the default, newest first) or ``date``; True when newest first."""
+    if value in (None, "-date"):
+        return True
+    if value == "date":
+        return False
+    raise _invalid("_sort must be date or -date", "_sort")
+
+
+def positive_int_param(value: str | None, *, name: str, default: int, limit: int) -> int:
+    """An integer parameter from 1 to ``limit``."""
+    if value is None:
+        return default
+    if not value.isdigit() or not 0 < int(value) <= limit:
+        raise _invalid(f"{name} must be an integer from 1 to {limit}", name)
+    return int(value)
+
+
+def count_param(value: str | None) -> int:
+    """``_count``: page size, 1 to `MAX_COUNT`."""
+    return positive_int_param(value, name="_count", default=DEFAULT_COUNT, limit=MAX_COUNT)
+
+
+def encode_cursor(effective: dt.datetime, resource_id: str) -> str:
+    """The opaque keyset cursor of a page's last row."""
+    raw = f"{effective.astimezone(dt.UTC).isoformat()}|{resource_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[dt.datetime, str]:
+    """The (effective, id) a cursor names."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        when, _, rid = raw.partition("|")
+        return dt.datetime.fromisoformat(when), rid
+    except ValueError as exc:
+        raise _invalid("_cursor is not a cursor this server gave", "_cursor") from exc
+
+
+def instant(when: dt.datetime) -> str:
+    """A FHIR instant in UTC."""
+    return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,73 @@
+"""``GET /api/v1/trends``: compact per-bucket statistics of one code, for charts.
+
+Whole buckets come from the hourly/daily aggregates, the ragged edges of ``[from, to)`` from raw
+rows, so each row equals a computation over the raw readings of its bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from api import queries
+from api.deps import PoolDep
+from api.routes import params as p
+from api.storage import plan_segments
+from ingestion.exceptions import InvalidReadingError
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["trends"])
+
+# bucket → (width, aggregate grains usable for it, coarsest first)
+BUCKETS: dict[str, tuple[dt.timedelta, list[str]]] = {
+    "15m": (dt.timedelta(minutes=15), []),
+    "1h": (dt.timedelta(hours=1), ["hourly"]),
+    "1d": (dt.timedelta(days=1), ["daily", "hourly"]),
+}
+MAX_BUCKETS = 10_000
+
+
+@router.get("/api/v1/trends")
+async def trends(request: Request, pool: PoolDep) -> Response:
+    """One row per non-empty bucket: ``start, count, min, max, mean`` of the values."""
+    params = request.query_params
+    patient = p.patient_param(params.get("patient.identifier"))
+    codes = p.codes_param(params.get("code"), required=True)
+    bucket = params.get("bucket", "1h")
+    if bucket not in BUCKETS:
+        raise InvalidReadingError("bucket must be 15m, 1h or 1d", expression="bucket")
+    width, grains = BUCKETS[bucket]
+    start, _ = p.instant_range(params.get("from") or "", "from")
+    end, _ = p.instant_range(params.get("to") or "", "to")
+    if not start < end <= start + width * MAX_BUCKETS:
+        raise InvalidReadingError(
+            f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
+        )
+    async with pool.connection() as conn:
+        keys = await queries.patient_keys(conn=conn, patient=patient)
+        units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
+        rows = await queries.aggregate_buckets(
+            conn=conn, keys=keys, codes=codes, segments=plan_segments(start, end, grains),
+            width=width,
+        )  # fmt: skip
+        await queries.record_audit(
+            conn=conn, patient_keys=set(keys), agent="anonymous", action="trends",
+            resource="Observation", outcome="success", detail={"buckets": len(rows)},
+        )  # fmt: skip
+    body = {
+        "code": params["code"],
+        "unit": next(iter(units.values()), None),
+        "bucket": bucket,
+        "from": p.instant(start),
+        "to": p.instant(end),
+        "rows": [
+            {"start": p.instant(b), "count": n, "min": lo, "max": hi, "mean": total / n}
+            for b, n, total, lo, hi in rows
+            if b is not None
+        ],
+    }
+    return Response(orjson.dumps(body), media_type="application/json")

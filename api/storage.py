@@ -1,0 +1,104 @@
+"""The storage profile (which engine the schema was built for) and the aggregate plan.
+
+Both engines expose the same relations: ``observations``, ``observations_latest`` and the
+hourly and daily aggregates (rollup tables kept by the writer on plain PostgreSQL, continuous
+aggregates with real-time aggregation on TimescaleDB). A time range is answered from the
+coarsest aggregate that covers whole buckets of it, and from raw rows at its ragged edges, so
+the answer equals a computation over the raw rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+
+__all__ = ["GRAINS", "Segment", "StorageProfile", "plan_segments", "probe_storage"]
+
+GRAINS: dict[str, dt.timedelta] = {
+    "daily": dt.timedelta(days=1),
+    "hourly": dt.timedelta(hours=1),
+}
+ORIGIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # buckets are UTC-aligned, as date_bin's
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProfile:
+    """What /healthz reports about storage."""
+
+    profile: str  # "postgresql" | "timescaledb"
+    license: str | None  # timescaledb.license, when the extension is there
+    aggregates: str  # "rollup" (kept by the writer) | "continuous"
+    server_version: int
+    extension_version: str | None
+
+    def public(self) -> dict[str, Any]:
+        """The JSON object for /healthz."""
+        return {
+            "status": "up",
+            "profile": self.profile,
+            "license": self.license,
+            "aggregates": self.aggregates,
+            "server_version": self.server_version,
+            "timescaledb": self.extension_version,
+        }
+
+
+async def probe_storage(*, conn: AsyncConnection[Any]) -> StorageProfile:
+    """Ask the database which layout it holds and what the server offers."""
+    cur = await conn.execute(
+        """
+        SELECT l.engine, l.aggregates, current_setting('server_version_num')::int,
+               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
+               current_setting('timescaledb.license', true)
+        FROM storage_layout l
+        """
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise LookupError("storage_layout is empty: the schema was not migrated")
+    engine, aggregates, version, extension, licence = row
+    return StorageProfile(engine, licence, aggregates, version, extension)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Part of a time range, answered from ``source`` (``raw`` or an aggregate grain)."""
+
+    source: str
+    start: dt.datetime
+    end: dt.datetime
+
+
+def _floor(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+    return t - (t - ORIGIN) % width
+
+
+def _ceil(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
+    floor = _floor(t, width)
+    return floor if floor == t else floor + width
+
+
+def plan_segments(start: dt.datetime, end: dt.datetime, grains: list[str]) -> list[Segment]:
+    """Split ``[start, end)`` into whole buckets of the coarsest grain, then finer, then raw.
+
+    Args:
+        start: Inclusive, timezone-aware.
+        end: Exclusive, timezone-aware.
+        grains: Aggregate grains allowed, coarsest first (names of `GRAINS`).
+    """
+    if start >= end:
+        return []
+    if not grains:
+        return [Segment("raw", start, end)]
+    width = GRAINS[grains[0]]
+    lo, hi = _ceil(start, width), _floor(end, width)
+    if lo >= hi:
+        return plan_segments(start, end, grains[1:])
+    return [
+        *plan_segments(start, lo, grains[1:]),
+        Segment(grains[0], lo, hi),
+        *plan_segments(hi, end, grains[1:]),
+    ]

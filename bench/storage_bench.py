@@ -1,0 +1,274 @@
+"""Storage benchmark: writer throughput against a bare COPY, and query latency over HTTP.
+
+    python bench/storage_bench.py [--year-rows 525600] [--others 1000] [--requests 200]
+
+Starts an embedded PostgreSQL in a temporary directory (or uses MALESTROM_BENCH_DATABASE_URL,
+which is then written to), applies the migrations, and prints:
+
+1. rows/s of the writer (`ObservationSink`: binary COPY into staging + INSERT … ON CONFLICT +
+   latest values + rollups) and of a bare binary COPY of the same rows into the same table,
+   in the same batches, and the ratio;
+2. p50/p99 latency through the HTTP API (uvicorn subprocess on 127.0.0.1) of ``$lastn``, a
+   24-hour search page, a 30-day hourly trend and a 1-year daily trend, for a patient with a
+   year of minute data among ``--others`` patients.
+
+Figures on a shared 2-core machine are noisy; they are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg_pool import AsyncConnectionPool
+
+from infra.embedded import EmbeddedPostgres
+from infra.migrate import upgrade
+from streams.sinks import ObservationRow, ObservationSink, observation_row
+
+FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
+NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+BATCH = 500  # the worker's default batch size
+
+
+class _RawJsonb(str):
+    """JSON text sent as binary jsonb without re-serialising it (for the bare COPY)."""
+
+
+class _RawJsonbDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
+def _rows(fnr: str, times: list[dt.datetime], rng: random.Random) -> list[ObservationRow]:
+    key = str(uuid.uuid5(uuid.NAMESPACE_OID, fnr))
+    out = []
+    for t in times:
+        when = t.isoformat().replace("+00:00", "Z")
+        resource = {
+            "resourceType": "Observation",
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{fnr}/{when}")),
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"identifier": {"system": FNR_SYSTEM, "value": fnr}},
+            "effectiveDateTime": when,
+            "issued": when,
+            "valueQuantity": {"value": rng.randint(45, 130), "unit": "/min", "code": "/min"},
+            "device": {"identifier": {"value": "bench-device"}},
+        }
+        out.append(observation_row(key, orjson.dumps(resource)))
+    return out
+
+
+async def _writer(pool: AsyncConnectionPool, rows: list[ObservationRow]) -> float:
+    sink = ObservationSink(pool)
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        await sink.write(rows[i : i + BATCH])
+    return time.perf_counter() - start
+
+
+async def _bare_copy(url: str, rows: list[ObservationRow]) -> float:
+    values = [
+        (uuid.UUID(r.id), uuid.UUID(r.patient_key), r.code_system, r.code, r.effective, r.value,
+         r.unit, None, r.device, r.source, r.organisation, r.received, _RawJsonb(r.resource))
+        for r in rows
+    ]  # fmt: skip
+    columns = "id, patient_key, code_system, code, effective, value, unit, components, device,"
+    columns += " source, organisation, received, resource"
+    types = ["uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text",
+             "text", "text", "timestamptz", "jsonb"]  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        conn.adapters.register_dumper(_RawJsonb, _RawJsonbDumper)
+        start = time.perf_counter()
+        for i in range(0, len(values), BATCH):
+            async with conn.transaction(), conn.cursor() as cur:
+                sql = f"COPY observations ({columns}) FROM STDIN (FORMAT BINARY)"
+                async with cur.copy(sql) as copy:
+                    copy.set_types(types)
+                    for v in values[i : i + BATCH]:
+                        await copy.write_row(v)
+        return time.perf_counter() - start
+
+
+async def _forget(url: str, rows: list[ObservationRow]) -> None:
+    keys = sorted({r.patient_key for r in rows})
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for table in ("observations", "observations_latest", "observations_hourly",
+                      "observations_daily"):  # fmt: skip
+            await conn.execute(f"DELETE FROM {table} WHERE patient_key = ANY(%s::uuid[])", (keys,))  # noqa: S608
+        await conn.execute("VACUUM ANALYZE observations")
+
+
+async def bench_writer(url: str, n: int) -> None:
+    """Print writer vs bare COPY rows/s over the same rows, alternating the order."""
+    rng = random.Random(5)
+    rows: list[ObservationRow] = []
+    for p in range(200):
+        times = [NOW - dt.timedelta(minutes=rng.randrange(3 * 1440)) for _ in range(n // 200)]
+        rows += _rows(f"9{p:010d}", sorted(set(times)), rng)
+    rng.shuffle(rows)
+    async with AsyncConnectionPool(url, min_size=1, max_size=2) as pool:
+        firsts = list({r.patient_key: r for r in rows}.values())
+        await _writer(pool, firsts)  # patients (the bare COPY needs them), partitions, caches
+        await _forget(url, rows)
+        results: dict[str, list[float]] = {"writer": [], "bare COPY": []}
+        for _ in range(2):
+            results["bare COPY"].append(len(rows) / await _bare_copy(url, rows))
+            await _forget(url, rows)
+            results["writer"].append(len(rows) / await _writer(pool, rows))
+            await _forget(url, rows)
+    print(f"\nwriter throughput, {len(rows)} rows in batches of {BATCH}, 2 rounds each:")
+    for name, rates in results.items():
+        each = ", ".join(f"{r:.0f}" for r in rates)
+        print(f"  {name:10s} {statistics.fmean(rates):9.0f} rows/s  ({each})")
+    ratio = statistics.fmean(results["writer"]) / statistics.fmean(results["bare COPY"])
+    print(f"  writer / bare COPY = {ratio:.0%}")
+
+
+async def load_year(url: str, year_rows: int, others: int) -> str:
+    """Store a year of minute data for one patient plus ``others`` patients; return its fnr."""
+    rng = random.Random(7)
+    fnr = "80000000001"
+    async with AsyncConnectionPool(url, min_size=1, max_size=2) as pool:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "SELECT malestrom_ensure_partitions(%s, %s)",
+                ((NOW - dt.timedelta(days=370)).date(), NOW.date() + dt.timedelta(days=2)),
+            )
+        sink = ObservationSink(pool)
+        start = time.perf_counter()
+        times = [NOW - dt.timedelta(minutes=i) for i in range(year_rows)]
+        for i in range(0, len(times), 20_000):
+            rows = _rows(fnr, times[i : i + 20_000], rng)
+            for j in range(0, len(rows), 5000):
+                await sink.write(rows[j : j + 5000])
+        other_rows: list[ObservationRow] = []
+        for p in range(others):
+            other_times = {NOW - dt.timedelta(minutes=rng.randrange(525_600)) for _ in range(200)}
+            other_rows += _rows(f"7{p:010d}", sorted(other_times), rng)
+        for j in range(0, len(other_rows), 5000):
+            await sink.write(other_rows[j : j + 5000])
+        took = time.perf_counter() - start
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("VACUUM ANALYZE")
+    print(f"\nloaded {year_rows + len(other_rows)} rows in {took:.0f} s through the writer")
+    return fnr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_http(url: str, fnr: str, requests: int) -> None:
+    """Print p50/p99 of the four questions through the HTTP API."""
+    port = _free_port()
+    env = {**os.environ, "MALESTROM_DATABASE_URL": url, "MALESTROM_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
+    api = subprocess.Popen([sys.executable, "-m", "infra.cli", "api", "--port", str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    patient = f"{FNR_SYSTEM}|{fnr}"
+    rng = random.Random(11)
+
+    def jitter(t: dt.datetime) -> str:
+        return (t - dt.timedelta(seconds=rng.randrange(3600))).isoformat().replace("+00:00", "Z")
+
+    questions = {
+        "$lastn max=1": lambda: (
+            "/fhir/Observation/$lastn", {"patient.identifier": patient, "code": "8867-4"}),
+        "$lastn all codes max=10": lambda: (
+            "/fhir/Observation/$lastn", {"patient.identifier": patient, "max": "10"}),
+        "24 h search page (_count=100)": lambda: ("/fhir/Observation", {
+            "patient.identifier": patient, "code": "http://loinc.org|8867-4", "_count": "100",
+            "date": [f"ge{jitter(day := NOW - dt.timedelta(days=rng.randrange(1, 360)))}",
+                     f"lt{jitter(day + dt.timedelta(days=1))}"],
+        }),
+        "30-day hourly trend": lambda: ("/api/v1/trends", {
+            "patient.identifier": patient, "code": "8867-4", "bucket": "1h",
+            "from": jitter(NOW - dt.timedelta(days=30)), "to": jitter(NOW),
+        }),
+        "1-year daily trend": lambda: ("/api/v1/trends", {
+            "patient.identifier": patient, "code": "8867-4", "bucket": "1d",
+            "from": jitter(NOW - dt.timedelta(days=365)), "to": jitter(NOW),
+        }),
+    }  # fmt: skip
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if (
+                        client.get(
+                            "/fhir/Observation/$lastn", params={"patient.identifier": patient}
+                        ).status_code
+                        == 200
+                    ):
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("the API did not start")
+                time.sleep(0.2)
+            print(f"\nHTTP latency, {requests} sequential requests each after 20 warm-up (ms):")
+            for name, make in questions.items():
+                for _ in range(20):
+                    client.get(make()[0], params=make()[1])
+                took = []
+                for _ in range(requests):
+                    path, params = make()
+                    t = time.perf_counter()
+                    response = client.get(path, params=params)
+                    took.append((time.perf_counter() - t) * 1000)
+                    assert response.status_code == 200, response.text
+                took.sort()
+                p50, p99 = took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+                print(f"  {name:32s} p50 {p50:7.2f}   p99 {p99:7.2f}")
+    finally:
+        api.terminate()
+        api.wait(10)
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-rows", type=int, default=60_000)
+    parser.add_argument("--year-rows", type=int, default=525_600, help="0: writer only")
+    parser.add_argument("--others", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    external = os.environ.get("MALESTROM_BENCH_DATABASE_URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = None if external else EmbeddedPostgres(Path(tmp))
+        try:
+            url = external or postgres.start()  # type: ignore[union-attr]
+            upgrade(url)
+            asyncio.run(bench_writer(url, args.write_rows))
+            if args.year_rows:
+                fnr = asyncio.run(load_year(url, args.year_rows, args.others))
+                bench_http(url, fnr, args.requests)
+        finally:
+            if postgres is not None:
+                postgres.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""Benchmark NEWS2 in the stream.
+
+1. Scoring stage: readings/s through persist-and-score (the worker's NEWS2 stage) against the
+   embedded PostgreSQL, in batches as Faust hands them over; no broker in the way.
+2. Alert latency: ``malestrom up`` on a free port; 100 readings/s are posted, each one a red
+   score for a fresh patient (so each raises exactly one alert); the time from sending the
+   POST to receiving the alert on ``/api/v1/alerts/stream`` is measured, p50/p99.
+
+Usage: ``python bench/stream_bench.py [--patients 200] [--rate 100] [--seconds 20]``
+Prints figures; asserts nothing about time. Loopback only; stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from httpx_sse import aconnect_sse
+from psycopg_pool import AsyncConnectionPool
+
+from infra.embedded import EmbeddedPostgres
+from infra.migrate import upgrade
+from infra.processes import free_port
+from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
+from ingestion.measurement import to_json
+from ingestion.observations import parse_observation
+from streams.agents import Envelope, normalise_batch, persist_batch
+from streams.scorer import News2Scorer
+from streams.sinks import ObservationSink
+
+FHIR = {"Content-Type": "application/fhir+json"}
+VITALS = (
+    ("9279-1", 16.0, "/min"),
+    ("2708-6", 97.0, "%"),
+    ("8867-4", 70.0, "/min"),
+    ("8310-5", 36.8, "Cel"),
+)
+
+
+def _observation(fnr: str, code: str, value: float, unit: str, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+        "subject": {"identifier": {"system": FNR_SYSTEM, "value": fnr}},
+        "effectiveDateTime": at.isoformat(),
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+    }
+
+
+async def _nothing(_records: Sequence[Any]) -> None:
+    return None
+
+
+async def bench_stage(database_url: str, patients: int, readings_each: int) -> None:
+    """Readings/s through persist + score, in batches of 500."""
+    import random
+
+    rng = random.Random(1)
+    fnrs = [synthetic_person_number(rng) for _ in range(patients)]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC)
+    envelopes: list[Envelope] = []
+    for i in range(readings_each):
+        at = start + dt.timedelta(minutes=i)
+        for fnr in fnrs:
+            code, base, unit = VITALS[i % len(VITALS)]
+            m = parse_observation(
+                _observation(fnr, code, base + rng.uniform(-2, 2), unit, at), received=now
+            )
+            envelopes.append(
+                Envelope(m.patient_key.encode(), to_json(m), {}, "r", 0, len(envelopes))
+            )
+    normalised: list[Envelope] = []
+
+    async def keep(records: Sequence[Any]) -> None:
+        normalised.extend(Envelope(k, v, {}, "o", 0, len(normalised)) for k, v, _ in records)
+
+    await normalise_batch(envelopes, emit=keep, dead_letter=_nothing)
+    async with AsyncConnectionPool(database_url, min_size=2, max_size=4, open=False) as pool:
+        await pool.wait()
+        sink = ObservationSink(pool)
+        scorer = News2Scorer(pool, emit_scores=_nothing, emit_alerts=_nothing)
+        persist_s = score_s = 0.0
+        for lo in range(0, len(normalised), 500):
+            batch = normalised[lo : lo + 500]
+            t0 = time.perf_counter()
+            await persist_batch(batch, sink=sink, dead_letter=_nothing)
+            t1 = time.perf_counter()
+            await scorer.score_batch(batch)
+            persist_s += t1 - t0
+            score_s += time.perf_counter() - t1
+    n = len(normalised)
+    print(f"scoring stage: {n:,} readings ({patients} patients × {readings_each}), batches of 500")
+    print(
+        f"  persist: {n / persist_s:,.0f} readings/s   score: {n / score_s:,.0f} readings/s   "
+        f"persist+score: {n / (persist_s + score_s):,.0f} readings/s"
+    )
+
+
+async def bench_latency(url: str, rate: float, seconds: float) -> None:
+    """Latency from POST /fhir to the alert on the SSE stream, at ``rate`` readings/s."""
+    organisation = f"bench-{uuid.uuid4().hex[:8]}"
+    count = int(rate * seconds)
+    import random
+
+    rng = random.Random(2)
+    fnrs = list({synthetic_person_number(rng, offset=80) for _ in range(count)})
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client:
+        for fnr in fnrs:  # the organisation's patients, breathing room air per care plan
+            await client.put(
+                "/api/v1/patients/news2-settings",
+                json={
+                    "patient": {"value": fnr},
+                    "set_by": "bench",
+                    "organisation": organisation,
+                    "long_term_oxygen": False,
+                },
+            )
+        done = asyncio.Event()
+
+        async def listen() -> None:
+            async with aconnect_sse(
+                client, "GET", "/api/v1/alerts/stream", params={"organisation": organisation}
+            ) as source:
+                async for event in source.aiter_sse():
+                    value = orjson.loads(event.data)["alert"]["patient"]["value"]
+                    received.setdefault(value, time.perf_counter())
+                    if len(received) == len(fnrs):
+                        done.set()
+                        return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(1.0)
+        start = time.perf_counter()
+        posts = []
+        for i, fnr in enumerate(fnrs):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            at = dt.datetime.now(dt.UTC)
+            body = {
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [
+                    {
+                        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                        "resource": _observation(fnr, "8867-4", 135, "/min", at),
+                    }
+                ],
+            }
+            sent[fnr] = time.perf_counter()
+            posts.append(
+                asyncio.create_task(client.post("/fhir", content=orjson.dumps(body), headers=FHIR))
+            )
+        statuses = [r.status_code for r in await asyncio.gather(*posts)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 60)
+        listener.cancel()
+    latencies = sorted(received[f] - sent[f] for f in fnrs if f in received)
+    print(
+        f"alert latency: {len(fnrs)} red-score readings at {rate:.0f}/s over {seconds:.0f} s; "
+        f"{statuses.count(200)} accepted, {len(latencies)} alerts seen on the stream"
+    )
+    if latencies:
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(
+            f"  POST → SSE alert: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--readings", type=int, default=100, help="readings per patient (stage)")
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    print("machine: 2 cores shared with whatever else runs; figures are indicative")
+    with tempfile.TemporaryDirectory() as tmp:
+        postgres = EmbeddedPostgres(Path(tmp) / "stage")
+        try:
+            url = postgres.start()
+            upgrade(url)
+            asyncio.run(bench_stage(url, args.patients, args.readings))
+        finally:
+            postgres.stop()
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALESTROM_")}
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "infra.cli",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(tmp) / "up"),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            asyncio.run(bench_latency(base, args.rate, args.seconds))
+        finally:
+            up.send_signal(signal.SIGTERM)
+            up.wait(60)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""TimescaleDB (≥ 2.13): the only Timescale-specific SQL in malestrom.
+
+It cannot run on the development machines (no TimescaleDB binaries); it is exercised by the
+storage tests wherever ``MALESTROM_TEST_DATABASE_URL`` points at a TimescaleDB. What it builds:
+
+- ``observations`` as a hypertable with daily chunks (``by_range``, 2.13+ interface);
+- with the Timescale licence (``timescaledb.license = 'timescale'``, the Community Edition):
+  compression after 7 days (``add_compression_policy``: the pre-2.18 name, still supported, so
+  one script serves 2.13 onwards), a retention policy, and continuous aggregates
+  ``observations_hourly`` / ``observations_daily`` with real-time aggregation
+  (``materialized_only = false``) and refresh policies;
+- under the Apache licence (no compression, policies or continuous aggregates): the same
+  writer-kept rollup tables as plain PostgreSQL, and retention by ``drop_chunks``.
+
+The relation and function names are those of the plain layout, so queries do not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.migrations.engines.common import (
+    OBSERVATION_COLUMNS,
+    ROLLUP_TABLES_SQL,
+    SHARED_SQL,
+    execute_all,
+)
+
+__all__ = ["apply", "license_of"]
+
+_HYPERTABLE_SQL = [
+    "CREATE EXTENSION IF NOT EXISTS timescaledb",
+    f"CREATE TABLE observations ({OBSERVATION_COLUMNS})",
+    "SELECT create_hypertable('observations', by_range('effective', INTERVAL '1 day'))",
+    *SHARED_SQL,
+    # Chunks are created on insert: there is nothing to make ahead.
+    """CREATE FUNCTION malestrom_ensure_partitions(from_day date, to_day date) RETURNS integer
+       LANGUAGE sql AS $$ SELECT 0 $$""",
+]
+
+_MAINTAIN = """CREATE FUNCTION malestrom_maintain_storage() RETURNS integer
+               LANGUAGE sql AS $$ SELECT malestrom_apply_retention() $$"""
+
+
+def _continuous_aggregate(grain: str, width: str) -> str:
+    # WITH NO DATA: creating a continuous aggregate WITH DATA cannot run in a transaction block.
+    return f"""
+    CREATE MATERIALIZED VIEW observations_{grain}
+    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+    SELECT patient_key, code_system, code,
+           time_bucket(INTERVAL '{width}', effective) AS bucket,
+           count(value) AS n, sum(value) AS total, min(value) AS minimum, max(value) AS maximum
+    FROM observations
+    WHERE value IS NOT NULL
+    GROUP BY patient_key, code_system, code, bucket
+    WITH NO DATA"""
+
+
+_COMMUNITY_SQL = [
+    """ALTER TABLE observations SET (
+        timescaledb.compress,
+        timescaledb.compress_segmentby = 'patient_key, code',
+        timescaledb.compress_orderby = 'effective DESC, id DESC')""",
+    "SELECT add_compression_policy('observations', compress_after => INTERVAL '7 days')",
+    """SELECT add_retention_policy('observations',
+                                   drop_after => (SELECT retention FROM storage_layout))""",
+    _continuous_aggregate("hourly", "1 hour"),
+    _continuous_aggregate("daily", "1 day"),
+    # Late readings (a hub that was offline) are re-materialised while within start_offset;
+    # real-time aggregation covers everything after the last refresh.
+    """SELECT add_continuous_aggregate_policy('observations_hourly',
+        start_offset => INTERVAL '35 days', end_offset => INTERVAL '1 hour',
+        schedule_interval => INTERVAL '30 minutes')""",
+    """SELECT add_continuous_aggregate_policy('observations_daily',
+        start_offset => INTERVAL '35 days', end_offset => INTERVAL '1 day',
+        schedule_interval => INTERVAL '1 hour')""",
+    # The retention policy runs as a background job: nothing for the worker to do.
+    """CREATE FUNCTION malestrom_apply_retention() RETURNS integer
+       LANGUAGE sql AS $$ SELECT 0 $$""",
+]
+
+_APACHE_SQL = [
+    *ROLLUP_TABLES_SQL,
+    """CREATE FUNCTION malestrom_apply_retention() RETURNS integer
+       LANGUAGE sql AS $$
+           SELECT count(*)::integer FROM drop_chunks('observations',
+               older_than => now() - (SELECT retention FROM storage_layout))
+       $$""",
+]
+
+
+def license_of(conn: Any) -> str:
+    """Return ``timescaledb.license`` (``'timescale'`` or ``'apache'``)."""
+    cursor = conn.cursor()
+    cursor.execute("SELECT coalesce(current_setting('timescaledb.license', true), 'apache')")
+    return str(cursor.fetchone()[0])
+
+
+def apply(conn: Any) -> None:
+    """Create the TimescaleDB layout of ``observations`` and its helpers."""
+    execute_all(conn, _HYPERTABLE_SQL[:1])
+    licence = license_of(conn)
+    community = licence == "timescale"
+    execute_all(conn, _HYPERTABLE_SQL[1:])
+    cursor = conn.cursor()
+    cursor.execute(
+        "INSERT INTO storage_layout (engine, license, aggregates) VALUES ('timescaledb', %s, %s)",
+        (licence, "continuous" if community else "rollup"),
+    )
+    execute_all(conn, [*(_COMMUNITY_SQL if community else _APACHE_SQL), _MAINTAIN])

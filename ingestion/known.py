@@ -1,0 +1,48 @@
+"""Which observation ids malestrom already has: so that a resend answers ``200 OK``, not ``201``.
+
+Two sources, asked in order:
+
+1. `RecentIds`, a bounded in-process memory of ids this process published. It answers for
+   resends within seconds, before the streams worker has stored the first copy.
+2. A `KnownIds` port over the store (the API implements it against the ``observations`` table).
+
+A resend that reaches another API replica within the seconds between acceptance and storage may
+still be answered ``201``: harmless, because the id is deterministic and every write is an
+idempotent upsert; nothing is stored twice. A store that does not answer is treated as knowing
+nothing, for the same reason: ingestion never waits for the database.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+__all__ = ["KnownIds", "RecentIds"]
+
+
+class KnownIds(Protocol):
+    """Port: the ids among ``ids`` that are already stored."""
+
+    async def known(self, ids: Sequence[str]) -> set[str]:
+        """Return the subset of ``ids`` already stored (empty when the store cannot say)."""
+
+
+class RecentIds:
+    """A bounded memory of recently accepted ids (least recently added forgotten first)."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, ids: Iterable[str]) -> None:
+        """Remember ids that the broker acknowledged."""
+        for one in ids:
+            self._ids[one] = None
+            self._ids.move_to_end(one)
+        while len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+    def known(self, ids: Iterable[str]) -> set[str]:
+        """Return those of ``ids`` remembered."""
+        return {one for one in ids if one in self._ids}

@@ -1,0 +1,191 @@
+"""The SQL of the NEWS2 stage, in one place (plain PostgreSQL ≥ 14; works on TimescaleDB)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACTIVE_ALERTS",
+    "CONTEXTS",
+    "COPY_SCORES",
+    "ESCALATE_OVERDUE",
+    "INSERT_EVENT",
+    "LATEST_SCORES",
+    "RAISE_ALERT",
+    "RAISE_MISSING",
+    "READINGS",
+    "SCORE_STAGING",
+    "SCORE_TIMES",
+    "UPGRADE_ALERT",
+    "UPSERT_SCORES",
+    "UPSERT_SCORE_OBSERVATIONS",
+]
+
+# Settings of each patient, merged with their organisation's (the one a clinician set).
+CONTEXTS = """
+SELECT p.patient_key::text, p.identifier_system, p.identifier_value, s.organisation,
+       coalesce(s.spo2_scale, 1), s.long_term_oxygen,
+       coalesce(s.freshness_minutes, o.freshness_minutes, 60),
+       coalesce(s.context_freshness_minutes, o.context_freshness_minutes, 1440),
+       o.policy
+FROM patients p
+LEFT JOIN patient_settings s ON s.patient_key = p.patient_key
+LEFT JOIN organisations o ON o.org_id = s.organisation
+WHERE p.patient_key = ANY(%(keys)s::uuid[])
+"""
+
+# NEWS2 inputs in each patient's span; a blood pressure panel yields its systolic component,
+# consciousness its ACVPU letter (valueString, CodeableConcept text, or its first code); the
+# measuring organisation stands in for a patient no clinician has placed in one.
+READINGS = """
+SELECT x.patient_key::text, x.id::text, x.code, x.effective,
+       CASE WHEN x.code = '85354-9' THEN (
+                SELECT (c #>> '{valueQuantity,value}')::float8
+                FROM jsonb_array_elements(x.resource -> 'component') c
+                WHERE c #>> '{code,coding,0,code}' = '8480-6' LIMIT 1)
+            ELSE x.value END,
+       coalesce(x.resource ->> 'valueString', x.resource #>> '{valueCodeableConcept,text}',
+                x.resource #>> '{valueCodeableConcept,coding,0,code}'),
+       x.organisation
+FROM observations x
+JOIN unnest(%(keys)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS span(key, lo, hi)
+  ON x.patient_key = span.key AND x.effective BETWEEN span.lo AND span.hi
+WHERE x.code IN ('9279-1', '2708-6', '59408-5', '8480-6', '85354-9', '8867-4', '8310-5',
+                 '1104441000000107', '3151-8', '3150-0', '722742002')
+"""
+
+SCORE_TIMES = """
+SELECT x.patient_key::text, x.effective FROM news2_scores x
+JOIN unnest(%(keys)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS span(key, lo, hi)
+  ON x.patient_key = span.key AND x.effective BETWEEN span.lo AND span.hi
+"""
+
+LATEST_SCORES = """
+SELECT k.key::text, l.effective, l.level, l.red_flag, l.band, l.total, l.partial_sum
+FROM unnest(%(keys)s::uuid[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT effective, level, red_flag, band, total, partial_sum FROM news2_scores
+    WHERE patient_key = k.key ORDER BY effective DESC LIMIT 2) l
+ORDER BY k.key, l.effective DESC
+"""
+
+ACTIVE_ALERTS = """
+SELECT patient_key::text, level FROM alerts
+WHERE patient_key = ANY(%(keys)s::uuid[]) AND kind = 'news2' AND status <> 'resolved'
+"""
+
+# Scores arrive by COPY in a per-transaction staging table, then move in two statements.
+SCORE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS news2_staging (
+    patient_key uuid, effective timestamptz, id uuid, organisation text, total smallint,
+    band text, red_flag boolean, partial_sum smallint, level text, spo2_scale smallint,
+    subscores jsonb, inputs jsonb, oldest_input timestamptz, resource jsonb
+) ON COMMIT DELETE ROWS
+"""
+
+COPY_SCORES = "COPY news2_staging FROM STDIN"
+
+UPSERT_SCORES = """
+INSERT INTO news2_scores (patient_key, effective, id, organisation, total, band, red_flag,
+                          partial_sum, level, spo2_scale, subscores, inputs, oldest_input,
+                          computed_at)
+SELECT patient_key, effective, id, organisation, total, band, red_flag, partial_sum, level,
+       spo2_scale, subscores, inputs, oldest_input, %(now)s
+FROM news2_staging
+ON CONFLICT (patient_key, effective) DO UPDATE SET
+    organisation = EXCLUDED.organisation, total = EXCLUDED.total, band = EXCLUDED.band,
+    red_flag = EXCLUDED.red_flag, partial_sum = EXCLUDED.partial_sum, level = EXCLUDED.level,
+    spo2_scale = EXCLUDED.spo2_scale, subscores = EXCLUDED.subscores, inputs = EXCLUDED.inputs,
+    oldest_input = EXCLUDED.oldest_input, computed_at = EXCLUDED.computed_at
+WHERE (news2_scores.total, news2_scores.band, news2_scores.red_flag, news2_scores.level,
+       news2_scores.inputs)
+      IS DISTINCT FROM (EXCLUDED.total, EXCLUDED.band, EXCLUDED.red_flag, EXCLUDED.level,
+                        EXCLUDED.inputs)
+"""
+
+# The score as a FHIR Observation in the observations table, so FHIR search finds it; a late
+# reading that changes the score corrects the stored resource.
+UPSERT_SCORE_OBSERVATIONS = """
+INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit, source,
+                          organisation, received, resource)
+SELECT id, patient_key, 'http://snomed.info/sct', '1104051000000101', effective, total,
+       '{score}', 'news2', organisation, %(now)s, resource
+FROM news2_staging
+ON CONFLICT (id, effective) DO UPDATE SET
+    value = EXCLUDED.value, organisation = EXCLUDED.organisation,
+    received = EXCLUDED.received, resource = EXCLUDED.resource
+WHERE (observations.value, observations.resource -> 'interpretation',
+       observations.resource -> 'derivedFrom', observations.resource -> 'component')
+      IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.resource -> 'interpretation',
+                        EXCLUDED.resource -> 'derivedFrom', EXCLUDED.resource -> 'component')
+"""
+
+# ON CONFLICT without a target also covers the one-active-alert-per-patient-and-kind index.
+RAISE_ALERT = """
+INSERT INTO alerts (id, patient_key, organisation, kind, level, status, reason,
+                    score_effective, raised_at)
+VALUES (%(id)s, %(patient_key)s, %(organisation)s, 'news2', %(level)s, 'open', %(reason)s,
+        %(score_effective)s, %(now)s)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+UPGRADE_ALERT = """
+UPDATE alerts SET level = %(level)s
+WHERE patient_key = %(patient_key)s AND kind = 'news2' AND status <> 'resolved'
+  AND level = 'urgent' AND %(level)s = 'emergency'
+RETURNING id
+"""
+
+INSERT_EVENT = """
+INSERT INTO alert_events (alert_id, at, type, actor, level, status, detail)
+SELECT id, %(now)s, %(type)s, %(actor)s, level, status, %(detail)s FROM alerts WHERE id = %(id)s
+RETURNING id
+"""
+
+# Open alerts not acknowledged within the organisation's time go up a level (recorded once).
+ESCALATE_OVERDUE = """
+WITH due AS (
+    UPDATE alerts a SET level = 'emergency', escalated_at = %(now)s
+    WHERE a.status = 'open' AND a.escalated_at IS NULL
+      AND a.raised_at <= %(now)s - make_interval(mins => coalesce(
+            (SELECT o.ack_timeout_minutes FROM organisations o WHERE o.org_id = a.organisation),
+            15))
+    RETURNING a.id, a.patient_key, a.level, a.status
+), events AS (
+    INSERT INTO alert_events (alert_id, at, type, actor, level, status, detail)
+    SELECT id, %(now)s, 'escalated', 'system', level, status,
+           '{"reason": "not acknowledged in time"}'::jsonb
+    FROM due
+    RETURNING id, alert_id
+)
+SELECT events.id, due.patient_key::text FROM events JOIN due ON due.id = events.alert_id
+"""
+
+# Patients with a schedule whose last reading is older than the schedule allows.
+RAISE_MISSING = """
+WITH overdue AS (
+    SELECT s.patient_key, s.organisation, last.seen
+    FROM patient_settings s
+    CROSS JOIN LATERAL (
+        SELECT max(o.effective) AS seen FROM observations o
+        WHERE o.patient_key = s.patient_key AND o.code <> '1104051000000101') last
+    WHERE s.expected_interval_minutes IS NOT NULL
+      AND coalesce(last.seen, s.set_at)
+          < %(now)s - make_interval(mins => s.expected_interval_minutes)
+), raised AS (
+    INSERT INTO alerts (id, patient_key, organisation, kind, level, status, reason, raised_at)
+    SELECT md5(patient_key::text || '|missing|' || coalesce(seen::text, 'never'))::uuid,
+           patient_key, organisation, 'missing-measurement', 'urgent', 'open',
+           CASE WHEN seen IS NULL THEN 'no measurement received yet'
+                ELSE 'no measurement since ' || to_char(seen AT TIME ZONE 'UTC',
+                                                        'YYYY-MM-DD"T"HH24:MI"Z"') END,
+           %(now)s
+    FROM overdue
+    ON CONFLICT DO NOTHING
+    RETURNING id, patient_key, level, status
+), events AS (
+    INSERT INTO alert_events (alert_id, at, type, actor, level, status, detail)
+    SELECT id, %(now)s, 'raised', 'system', level, status, NULL FROM raised
+    RETURNING id, alert_id
+)
+SELECT events.id, raised.patient_key::text FROM events JOIN raised ON raised.id = events.alert_id
+"""

@@ -235,9 +235,14 @@ async def _event(
 
 
 async def alert_events_after(
-    *, conn: AsyncConnection[Any], after: int, organisation: str | None, limit: int = 500
+    *,
+    conn: AsyncConnection[Any],
+    after: int,
+    organisation: str | None,
+    skip: list[int] | None = None,
+    limit: int = 500,
 ) -> list[dict[str, Any]]:
-    """Alert events with an id above ``after`` (the SSE resume point), oldest first."""
+    """Alert events with an id above ``after`` (the SSE resume point) except ``skip``."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         f"""
@@ -246,11 +251,12 @@ async def alert_events_after(
         FROM alert_events e
         JOIN alerts a ON a.id = e.alert_id
         JOIN patients p ON p.patient_key = a.patient_key
-        WHERE e.id > %(after)s AND (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
+        WHERE e.id > %(after)s AND NOT (e.id = ANY(%(skip)s::bigint[]))
+          AND (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
         ORDER BY e.id
         LIMIT %(limit)s
         """,  # noqa: S608 - the only interpolation is a constant column list
-        {"after": after, "org": organisation, "limit": limit},
+        {"after": after, "skip": skip or [], "org": organisation, "limit": limit},
     )
     return await cur.fetchall()
 

@@ -26,11 +26,17 @@ class AlertFeed:
     """Fans committed alert events out to live subscribers."""
 
     def __init__(
-        self, database_url: str, pool: AsyncConnectionPool, *, poll_s: float = 2.0
+        self,
+        database_url: str,
+        pool: AsyncConnectionPool,
+        *,
+        poll_s: float = 2.0,
+        gap_wait_s: float = 2.0,
     ) -> None:
         self._url = database_url
         self._pool = pool
         self._poll_s = poll_s
+        self._gap_wait_s = gap_wait_s
         self._wakers: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -65,21 +71,48 @@ class AlertFeed:
     async def events(
         self, *, after: int, organisation: str | None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield alert events with ids above ``after``, then new ones as they are committed."""
+        """Yield alert events with ids above ``after``, then new ones as they are committed.
+
+        Ids are taken when an event is inserted but become visible when it commits, so a lower
+        id can appear after a higher one when two writers race. The resume point therefore only
+        moves past a missing id once it has stayed missing for ``gap_wait_s`` (an id that never
+        appears belongs to a rolled-back insert or, with a filter, to another organisation).
+        """
         waker = asyncio.Event()
         self._wakers.add(waker)
+        delivered: set[int] = set()
+        gap_since: float | None = None
         try:
             while True:
                 waker.clear()
                 async with self._pool.connection() as conn:
                     rows = await alerting.alert_events_after(
-                        conn=conn, after=after, organisation=organisation
+                        conn=conn, after=after, organisation=organisation, skip=sorted(delivered)
                     )
                 for row in rows:
-                    after = row["event_id"]
+                    delivered.add(row["event_id"])
                     yield row
+                after, gap_since = self._advance(after, delivered, gap_since)
                 if not rows:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(waker.wait(), self._poll_s)
         finally:
             self._wakers.discard(waker)
+
+    def _advance(
+        self, after: int, delivered: set[int], gap_since: float | None
+    ) -> tuple[int, float | None]:
+        """Move the resume point over delivered ids, and over a gap older than the wait."""
+        now = asyncio.get_running_loop().time()
+        while delivered:
+            if after + 1 in delivered:
+                after += 1
+                delivered.discard(after)
+                gap_since = None
+            elif gap_since is None:
+                return after, now
+            elif now - gap_since >= self._gap_wait_s:
+                after, gap_since = min(delivered) - 1, None
+            else:
+                return after, gap_since
+        return after, None

@@ -129,8 +129,9 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client:
+        refused = 0
         for fnr in fnrs:  # the organisation's patients, breathing room air per care plan
-            await client.put(
+            answer = await client.put(
                 "/api/v1/patients/news2-settings",
                 json={
                     "patient": {"value": fnr},
@@ -139,6 +140,7 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
                     "long_term_oxygen": False,
                 },
             )
+            refused += answer.status_code != 200
         done = asyncio.Event()
 
         async def listen() -> None:
@@ -146,6 +148,8 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
                 client, "GET", "/api/v1/alerts/stream", params={"organisation": organisation}
             ) as source:
                 async for event in source.aiter_sse():
+                    if event.event != "alert":
+                        continue
                     value = orjson.loads(event.data)["alert"]["patient"]["value"]
                     received.setdefault(value, time.perf_counter())
                     if len(received) == len(fnrs):
@@ -180,7 +184,8 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
     latencies = sorted(received[f] - sent[f] for f in fnrs if f in received)
     print(
         f"alert latency: {len(fnrs)} red-score readings at {rate:.0f}/s over {seconds:.0f} s; "
-        f"{statuses.count(200)} accepted, {len(latencies)} alerts seen on the stream"
+        f"{statuses.count(200)} accepted, {len(latencies)} alerts seen on the stream; "
+        f"{refused} settings refused"
     )
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]

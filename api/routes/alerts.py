@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from api import alerting, queries
@@ -70,7 +70,10 @@ async def stream(
                 await _audit(conn, [row], agent, "stream")
             yield {"id": str(row["event_id"]), "event": "alert", "data": _event_json(row)}
 
-    return EventSourceResponse(events(), ping=15)
+    # Keep-alive as an SSE comment, which EventSource clients ignore, every 15 s.
+    return EventSourceResponse(
+        events(), ping=15, ping_message_factory=lambda: ServerSentEvent(comment="keep-alive")
+    )
 
 
 @router.get("/{alert_id}")

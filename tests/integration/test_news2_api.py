@@ -146,6 +146,7 @@ def test_alert_lifecycle_live_stream_and_document(api_url: str) -> None:
             client, "GET", "/api/v1/alerts/stream", params={"organisation": patient.organisation}
         ) as source:
             for event in source.iter_sse():
+                assert event.event == "alert"
                 seen.append(orjson.loads(event.data))
                 ids.append(event.id)
                 if len(seen) == 3:

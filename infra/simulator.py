@@ -1,8 +1,10 @@
 """A synthetic fleet: N patients whose devices send plausible vital signs through ``POST /fhir``.
 
 Identities are synthetic fødselsnumre (month + 65, valid mod-11). Each patient sends a few
-readings a minute: heart rate, SpO2, blood pressure, temperature and respiration rate, with a
-slow random walk so that charts and NEWS2 move.
+readings a minute: heart rate, SpO2, blood pressure, temperature, respiration rate and ACVPU,
+as a random walk around their baseline; about one in six slowly deteriorates, so the nurse's
+board fills with NEWS2 scores and, in time, alerts. At start the fleet is placed in one
+organisation (`SIMULATED_ORGANISATION`) on room air, with an hourly measurement schedule.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ import httpx
 from ingestion.codes import LOINC, UCUM
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 
-__all__ = ["SimulatedPatient", "make_fleet", "reading_bundle", "run_simulator"]
+__all__ = [
+    "SIMULATED_ORGANISATION",
+    "SimulatedPatient",
+    "make_fleet",
+    "reading_bundle",
+    "run_simulator",
+]
+
+SIMULATED_ORGANISATION = "simulert-hjemmetjeneste"
+ACVPU_CODE = "1104441000000107"
+# Per reading, how a deteriorating patient's vital signs drift (code → change).
+_DRIFT = {"8867-4": 0.4, "2708-6": -0.06, "8310-5": 0.02, "9279-1": 0.12}
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,8 @@ class SimulatedPatient:
     fnr: str
     device: str
     state: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+    deteriorating: bool = False
     systolic: float = 130.0
     diastolic: float = 80.0
 
@@ -50,8 +65,9 @@ def make_fleet(n: int, rng: random.Random) -> list[SimulatedPatient]:
     numbers: set[str] = set()
     while len(numbers) < n:
         numbers.add(synthetic_person_number(rng))
+    baseline = {code: base for code, _, _, base, *_ in _VITALS}
     return [
-        SimulatedPatient(fnr, f"SIM-{i:05d}", {code: base for code, _, _, base, *_ in _VITALS})
+        SimulatedPatient(fnr, f"SIM-{i:05d}", dict(baseline), dict(baseline), i % 6 == 5)
         for i, fnr in enumerate(sorted(numbers))
     ]
 
@@ -62,7 +78,10 @@ def reading_bundle(
     """One Bundle (type batch) with a fresh reading of each vital sign for the patient."""
     entries = []
     for code, display, unit, _base, spread, lower, upper in _VITALS:
-        value = patient.state[code] + rng.gauss(0, spread)
+        if patient.deteriorating:
+            patient.baseline[code] += _DRIFT[code]
+        pull = 0.2 * (patient.baseline[code] - patient.state[code])  # back toward the baseline
+        value = patient.state[code] + pull + rng.gauss(0, spread)
         patient.state[code] = min(upper, max(lower, value))
         decimals = 1 if unit == "Cel" else 0
         quantity = round(patient.state[code], decimals)
@@ -76,6 +95,11 @@ def reading_bundle(
         ]
     }
     entries.append(_entry(patient, "85354-9", "Blood pressure panel", now, bp))
+    acvpu = {
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": ACVPU_CODE}]},
+        "valueString": "A",
+    }
+    entries.append(_entry(patient, ACVPU_CODE, "ACVPU", now, acvpu))
     return {
         "resourceType": "Bundle",
         "type": "batch",
@@ -124,11 +148,31 @@ def run_simulator(url: str, n: int, *, interval_s: float = 30.0, seed: int | Non
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     gap = interval_s / max(1, n)
     with httpx.Client(base_url=url, timeout=10.0) as client:
+        _place(client, fleet, stopping)
         while not stopping.is_set():
             for patient in fleet:
                 if stopping.wait(gap):
                     break
                 _send(client, reading_bundle(patient, rng, dt.datetime.now(dt.UTC)))
+
+
+def _place(client: httpx.Client, fleet: list[SimulatedPatient], stopping: threading.Event) -> None:
+    """Put the fleet in the simulated organisation, on room air, with an hourly schedule."""
+    for patient in fleet:
+        settings = {
+            "patient": {"system": FNR_SYSTEM, "value": patient.fnr},
+            "set_by": "simulator",
+            "organisation": SIMULATED_ORGANISATION,
+            "long_term_oxygen": False,
+            "expected_interval_minutes": 60,
+        }
+        while not stopping.is_set():
+            try:
+                if client.put("/api/v1/patients/news2-settings", json=settings).is_success:
+                    break
+            except httpx.HTTPError as exc:
+                log.warning("simulator: settings not stored yet: %s", type(exc).__name__)
+            stopping.wait(1.0)
 
 
 def _send(client: httpx.Client, bundle: dict[str, Any]) -> None:

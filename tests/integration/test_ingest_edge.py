@@ -5,11 +5,7 @@ letters are listed and replayed with their original key and headers.
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +18,11 @@ from api.main import create_app
 from api.settings import ApiSettings
 from infra.dlq import list_dead_letters, replay_dead_letters
 from infra.embedded import EmbeddedBroker
-from infra.migrate import migration_ids
-from infra.processes import free_port, spawn, stop
+from infra.processes import free_port
 from infra.topics import ensure_topics
 from ingestion.measurement import from_json
 from ingestion.topics import Topics
-from tests.helpers import bundle, fresh_fnr, load_fixture, merge_patch, observation
+from tests.helpers import bundle, eventually, fresh_fnr, load_fixture, merge_patch, observation
 
 pytestmark = pytest.mark.integration
 
@@ -43,37 +38,6 @@ def _settings(bootstrap: str, database_url: str, prefix: str) -> ApiSettings:
         topic_prefix=prefix,
         app_id=f"{prefix}-streams",
     )
-
-
-@pytest.fixture
-def api(
-    topics: Topics, kafka_bootstrap: str, database_url: str, tmp_path: Path
-) -> Iterator[TestClient]:
-    """The API in-process and a streams worker subprocess, on this test's topics."""
-    env = {
-        **os.environ,
-        "MALESTROM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "MALESTROM_DATABASE_URL": database_url,
-        "MALESTROM_TOPIC_PREFIX": topics.prefix,
-        "MALESTROM_APP_ID": f"{topics.prefix}-streams",
-        "MALESTROM_BROKER_SESSION_TIMEOUT": "6",
-    }
-    worker = spawn([sys.executable, "-m", "infra.cli", "worker"], env=env, log=tmp_path / "w.log")
-    settings = _settings(kafka_bootstrap, database_url, topics.prefix)
-    try:
-        with TestClient(create_app(settings, expected_migrations=migration_ids())) as client:
-            yield client
-    finally:
-        stop(worker)
-
-
-def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
-    return result
 
 
 def _stored(client: TestClient, fnr: str) -> list[dict[str, Any]]:
@@ -108,7 +72,7 @@ def test_converted_units_come_back_canonical_from_the_search(api: TestClient) ->
     assert api.post("/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
 
     wanted = {"8310-5", "29463-7", "85354-9"}
-    by_code = _eventually(
+    by_code = eventually(
         lambda: wanted <= set(found := _by_code(api, fnr)) and found, timeout=60, what="readings"
     )
     assert by_code["8310-5"]["valueQuantity"]["code"] == "Cel"
@@ -131,7 +95,7 @@ def test_resend_days_later_answers_200_and_stores_nothing_new(api: TestClient) -
     )
     first = api.post("/fhir", content=orjson.dumps(body), headers=FHIR).json()["entry"]
     ids = {e["response"]["location"].removeprefix("Observation/") for e in first}
-    _eventually(lambda: ids <= {r["id"] for r in _stored(api, fnr)}, timeout=60, what="2 readings")
+    eventually(lambda: ids <= {r["id"] for r in _stored(api, fnr)}, timeout=60, what="2 readings")
     api.app.state.receiver.recent.__init__()  # type: ignore[attr-defined]  # a fresh process
     second = api.post("/fhir", content=orjson.dumps(body), headers=FHIR).json()["entry"]
     assert [e["response"]["status"] for e in second] == ["200 OK", "200 OK"]
@@ -189,7 +153,7 @@ def test_broker_down_answers_503_and_the_retry_lands_once(
         broker.start()
         try:
             ensure_topics(bootstrap, topics, partitions=2)
-            up = _eventually(lambda: _post_ok(client, body), timeout=60, what="the broker")
+            up = eventually(lambda: _post_ok(client, body), timeout=60, what="the broker")
             assert {e["response"]["status"] for e in up.json()["entry"]} == {"201 Created"}
             again = client.post("/fhir", content=body, headers=FHIR).json()["entry"]
             assert {e["response"]["status"] for e in again} == {"200 OK"}
@@ -225,7 +189,7 @@ def test_dead_letters_are_listed_and_replayed_with_key_and_headers(
     assert _readings(kafka_bootstrap, topics.readings) == [b"{}"]
     consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": str(uuid.uuid4())})
     consumer.assign([TopicPartition(topics.readings, p, 0) for p in (0, 1)])
-    message = _eventually(lambda: consumer.poll(1), timeout=20, what="the replayed record")
+    message = eventually(lambda: consumer.poll(1), timeout=20, what="the replayed record")
     consumer.close()
     assert message.key() == b"patient-1"
     assert ("correlation-id", b"c-1") in message.headers()

@@ -1,8 +1,9 @@
 """The storage profile (which engine the schema was built for) and the aggregate plan.
 
 Both engines expose the same relations: ``observations``, ``observations_latest`` and the
-hourly and daily aggregates (rollup tables kept by the writer on plain PostgreSQL, continuous
-aggregates with real-time aggregation on TimescaleDB). A time range is answered from the
+hourly and daily aggregates (on plain PostgreSQL hourly delta rows appended by the writer and a
+daily view of them, on TimescaleDB continuous aggregates with real-time aggregation), which
+readers sum per bucket, as a bucket may have several rows. A time range is answered from the
 coarsest aggregate that covers whole buckets of it, and from raw rows at its ragged edges, so
 the answer equals a computation over the raw rows.
 """

@@ -5,9 +5,9 @@
 Starts an embedded PostgreSQL in a temporary directory (or uses MALESTROM_BENCH_DATABASE_URL,
 which is then written to), applies the migrations, and prints:
 
-1. rows/s of the writer (`ObservationSink`: binary COPY into staging + INSERT … ON CONFLICT +
-   latest values + rollups) and of a bare binary COPY of the same rows into the same table,
-   in the same batches, and the ratio;
+1. rows/s of the writer (`ObservationSink`: staging + binary COPY into observations + latest
+   values + rollup deltas, falling back to INSERT … ON CONFLICT on a replay) and of a bare
+   binary COPY of the same rows into the same table, in the same batches, and the ratio;
 2. p50/p99 latency through the HTTP API (uvicorn subprocess on 127.0.0.1) of ``$lastn``, a
    24-hour search page, a 30-day hourly trend and a 1-year daily trend, for a patient with a
    year of minute data among ``--others`` patients.

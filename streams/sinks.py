@@ -1,20 +1,26 @@
 """The database sink: batched, idempotent writes of normalised Observations.
 
-``write(rows)`` commits a whole batch or raises; ``ON CONFLICT DO NOTHING`` on the deterministic
-id makes a replayed stream merge instead of duplicating. A database that is down or slow raises
-`DatabaseUnavailableError` with ``retry_after`` so the caller pauses consumption and retries.
+``write(rows)`` commits a whole batch or raises. A new batch is COPYed straight into
+``observations``; a batch with a row already stored (a replay) fails that COPY on the
+deterministic id and is inserted again with ``ON CONFLICT DO NOTHING``, so a replayed stream
+merges instead of duplicating. A database that is down or slow raises `DatabaseUnavailableError`
+with ``retry_after`` so the caller pauses consumption and retries.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 import psycopg
+from psycopg import postgres
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
@@ -29,6 +35,10 @@ CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     id text, patient_key text, patient_system text, patient_value text, code_system text,
     code text, effective timestamptz, value double precision, unit text, components text,
     device text, source text, organisation text, received timestamptz, resource text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS malestrom_copied (
+    id text, patient_key text, patient_system text, patient_value text, code_system text,
+    code text, effective timestamptz, value double precision, unit text
 ) ON COMMIT DELETE ROWS
 """
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
@@ -37,15 +47,36 @@ _STAGING_TYPES = [
     "text", "text", "text", "timestamptz", "text",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
+# The fast path: the columns the latest values and rollups need, then the rows themselves
+# straight into observations (COPY inserts many rows per call, INSERT … SELECT one by one).
+_SAVEPOINT_SQL = "SAVEPOINT malestrom_copy"
+_ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT malestrom_copy"
+_RELEASE_SQL = "RELEASE SAVEPOINT malestrom_copy"
+_COPIED_SQL = "COPY malestrom_copied FROM STDIN (FORMAT BINARY)"
+_COPIED_TYPES = _STAGING_TYPES[:9]
+_OBSERVATIONS_COPY_SQL = """
+COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
+                   device, source, organisation, received, resource) FROM STDIN (FORMAT BINARY)
+"""
+_OBSERVATIONS_TYPES = [
+    "uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text", "text",
+    "text", "timestamptz", "jsonb",
+]  # fmt: skip
 _PATIENTS_SQL = """
 INSERT INTO patients (patient_key, identifier_system, identifier_value)
-SELECT DISTINCT patient_key::uuid, patient_system, patient_value FROM malestrom_staging
+SELECT DISTINCT patient_key::uuid, patient_system, patient_value FROM {staging}
 ORDER BY 1 ON CONFLICT DO NOTHING
 """
-# Only rows this statement inserted (RETURNING) move the latest values and the rollups, so a
-# replayed batch, which inserts nothing, changes nothing.
-_INSERT_SQL = """
-WITH inserted AS (
+_KNOWN_PATIENTS = 100_000  # patients the writer remembers as stored, to skip their upsert
+# Only rows actually inserted move the latest values and the rollups, so a replayed batch, which
+# inserts nothing, changes nothing: on the fast path every copied row (the COPY fails whole on a
+# duplicate), on the replay path the rows the INSERT returned.
+_COPIED_ROWS = """
+    SELECT id::uuid AS id, patient_key::uuid AS patient_key, code_system, code, effective,
+           value, unit
+    FROM malestrom_copied
+"""
+_RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
                               components, device, source, organisation, received, resource)
     SELECT id::uuid, patient_key::uuid, code_system, code, effective, value, unit,
@@ -53,7 +84,9 @@ WITH inserted AS (
     FROM malestrom_staging
     ON CONFLICT DO NOTHING
     RETURNING id, patient_key, code_system, code, effective, value, unit
-), latest AS (
+"""
+_MAINTAIN_SQL = """
+WITH inserted AS ({inserted}), latest AS (
     INSERT INTO observations_latest AS l
         (patient_key, code_system, code, effective, id, value, unit)
     SELECT DISTINCT ON (patient_key, code, code_system)
@@ -66,24 +99,39 @@ WITH inserted AS (
 ){rollups}
 SELECT count(*) FROM inserted
 """
-_ROLLUP_SQL = """, {grain} AS (
-    INSERT INTO observations_{grain} AS r
+# The rollups are append-only deltas, one row per hour bucket and batch; readers aggregate them,
+# the storage maintenance compacts them, and the daily rollup is a view of them (see
+# infra/migrations/engines/common.py).
+_ROLLUPS = """, hourly AS (
+    INSERT INTO observations_hourly
         (patient_key, code_system, code, bucket, n, total, minimum, maximum)
     SELECT patient_key, code_system, code,
-           date_bin(interval '{width}', effective, timestamptz '2000-01-01 00:00:00+00'),
+           date_bin(interval '1 hour', effective, timestamptz '2000-01-01 00:00:00+00'),
            count(*), sum(value), min(value), max(value)
     FROM inserted WHERE value IS NOT NULL
-    GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4, 2
-    ON CONFLICT (patient_key, code, bucket, code_system) DO UPDATE
-    SET n = r.n + EXCLUDED.n, total = r.total + EXCLUDED.total,
-        minimum = least(r.minimum, EXCLUDED.minimum),
-        maximum = greatest(r.maximum, EXCLUDED.maximum)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4
 )"""
-WRITER_ROLLUPS_SQL = _INSERT_SQL.format(
-    rollups=_ROLLUP_SQL.format(grain="hourly", width="1 hour")
-    + _ROLLUP_SQL.format(grain="daily", width="1 day")
-)
-CONTINUOUS_AGGREGATES_SQL = _INSERT_SQL.format(rollups="")
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The writer's last statements for one engine (with rollups, or left to continuous
+    aggregates); each ends the transaction, so the commit costs no round trip of its own."""
+
+    fast: str  # after the COPY into observations succeeded
+    replay: str  # after it failed on a duplicate
+
+    @classmethod
+    def build(cls, *, rollups: bool) -> _Statements:
+        more = _ROLLUPS if rollups else ""
+        fast = _MAINTAIN_SQL.format(inserted=_COPIED_ROWS, rollups=more)
+        replay = _MAINTAIN_SQL.format(inserted=_RETURNED_ROWS, rollups=more)
+        return cls(
+            fast=f"{_RELEASE_SQL}; {fast}; COMMIT",
+            replay=f"{_PATIENTS_SQL.format(staging='malestrom_staging')}; {replay}; COMMIT",
+        )
+
+
 _LAYOUT_SQL = """
 SELECT engine, aggregates, ((now() - retention) AT TIME ZONE 'UTC')::date,
        ((now() AT TIME ZONE 'UTC')::date + ahead_days)
@@ -159,7 +207,7 @@ class _Layout:
     """What the writer must know of the schema, read once from ``storage_layout``."""
 
     partitioned: bool
-    insert_sql: str
+    statements: _Statements
     oldest_day: dt.date
     newest_day: dt.date
     made_days: set[dt.date] = field(default_factory=set)
@@ -174,10 +222,31 @@ def _organisation(obs: dict[str, Any]) -> str | None:
     return None
 
 
+class _UuidDumper(Dumper):
+    """A uuid as its 16 bytes, from the text the rows carry (or a `uuid.UUID`)."""
+
+    format = Format.BINARY
+    oid = postgres.types["uuid"].oid
+
+    def dump(self, obj: str | uuid.UUID) -> bytes:
+        return obj.bytes if isinstance(obj, uuid.UUID) else bytes.fromhex(obj.replace("-", ""))
+
+
+class _JsonbDumper(Dumper):
+    """JSON text as binary jsonb, without parsing and re-serialising it in Python."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: str) -> bytes:
+        return b"\x01" + obj.encode()
+
+
 class ObservationSink:
-    """Writes batches of Observations: binary COPY into a staging table, then one
-    ``INSERT … ON CONFLICT DO NOTHING`` that also moves latest values and, where the engine has
-    no continuous aggregates, the hourly and daily rollups; one transaction per batch."""
+    """Writes batches of Observations, one transaction per batch: binary COPY into
+    ``observations`` inside a savepoint (``INSERT … ON CONFLICT DO NOTHING`` from staging when
+    that meets a stored row), then the latest values and, where the engine has no continuous
+    aggregates, the hourly rollup deltas, from only the rows inserted."""
 
     def __init__(
         self, pool: AsyncConnectionPool, *, timeout: float = 5.0, statement_timeout: float = 30.0
@@ -186,6 +255,7 @@ class ObservationSink:
         self._timeout = timeout
         self._statement_timeout_ms = int(statement_timeout * 1000)
         self._layout: _Layout | None = None
+        self._patients: set[str] = set()
 
     async def write(self, rows: Sequence[ObservationRow]) -> None:
         """Write all rows in one transaction.
@@ -200,30 +270,73 @@ class ObservationSink:
             layout = await self._read_layout()
             await self._make_partitions(layout, rows)
             async with self._pool.connection(timeout=self._timeout) as conn:
-                await self._write(conn, layout.insert_sql, rows)
+                await self._write(conn, layout.statements, rows)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise DatabaseUnavailableError(
                 f"database unavailable: {type(exc).__name__}", retry_after=1.0
             ) from exc
+        if len(self._patients) > _KNOWN_PATIENTS:
+            self._patients.clear()
+        self._patients.update(r.patient_key for r in rows)  # committed, so they exist
 
     async def _write(
-        self, conn: psycopg.AsyncConnection[Any], insert_sql: str, rows: Sequence[ObservationRow]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        statements: _Statements,
+        rows: Sequence[ObservationRow],
     ) -> None:
-        # One round trip before the COPY, one after it: the per-batch overhead is what makes a
-        # writer slower than a bare COPY, so it is kept to the minimum.
-        await conn.execute(
-            f"SET LOCAL statement_timeout = {self._statement_timeout_ms}; {_STAGING_SQL}"
-        )
+        # The fast path: the few columns the latest values and rollups need into staging, then
+        # the rows straight into observations by COPY (which inserts many rows per call, where
+        # INSERT … SELECT inserts one by one), in as few round trips as possible: the per-batch
+        # overhead is what makes a writer slower than a bare COPY.
         async with conn.cursor() as cur:
-            async with cur.copy(_COPY_SQL) as copy:
-                copy.set_types(_STAGING_TYPES)
+            cur.adapters.register_dumper(None, _UuidDumper)
+            cur.adapters.register_dumper(None, _JsonbDumper)
+            # The savepoint by hand, so that it travels with the statements before the COPYs.
+            await cur.execute(
+                f"SET LOCAL statement_timeout = {self._statement_timeout_ms}; {_STAGING_SQL};"
+                f" {_SAVEPOINT_SQL}"
+            )
+            async with cur.copy(_COPIED_SQL) as copy:
+                copy.set_types(_COPIED_TYPES)
                 for r in rows:
                     await copy.write_row(
                         (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
-                         r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
-                         r.organisation, r.received, r.resource)
+                         r.code, r.effective, r.value, r.unit)
                     )  # fmt: skip
-            await cur.execute(f"{_PATIENTS_SQL}; {insert_sql}")
+            if not all(r.patient_key in self._patients for r in rows):
+                await cur.execute(_PATIENTS_SQL.format(staging="malestrom_copied"))
+            try:
+                async with cur.copy(_OBSERVATIONS_COPY_SQL) as copy:
+                    copy.set_types(_OBSERVATIONS_TYPES)
+                    for r in rows:
+                        await copy.write_row(
+                            (r.id, r.patient_key, r.code_system, r.code, r.effective, r.value,
+                             r.unit, r.components, r.device, r.source, r.organisation,
+                             r.received, r.resource)
+                        )  # fmt: skip
+            except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
+                # A replay, a duplicate within the batch, or a patient gone since it was seen.
+                await cur.execute(_ROLLBACK_SQL)
+                self._patients.clear()
+                await self._replay(cur, statements.replay, rows)
+            else:
+                await cur.execute(statements.fast)
+
+    @staticmethod
+    async def _replay(
+        cur: psycopg.AsyncCursor[Any], replay_sql: str, rows: Sequence[ObservationRow]
+    ) -> None:
+        """The slow path: all columns into staging, then insert only the rows that are new."""
+        async with cur.copy(_COPY_SQL) as copy:
+            copy.set_types(_STAGING_TYPES)
+            for r in rows:
+                await copy.write_row(
+                    (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
+                     r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
+                     r.organisation, r.received, r.resource)
+                )  # fmt: skip
+        await cur.execute(replay_sql)
 
     async def _read_layout(self) -> _Layout:
         if self._layout is None:
@@ -233,7 +346,7 @@ class ObservationSink:
             rollups = aggregates == "rollup"
             self._layout = _Layout(
                 partitioned=engine == "postgresql",
-                insert_sql=WRITER_ROLLUPS_SQL if rollups else CONTINUOUS_AGGREGATES_SQL,
+                statements=_Statements.build(rollups=rollups),
                 oldest_day=oldest,
                 newest_day=newest,
             )

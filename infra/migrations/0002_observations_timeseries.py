@@ -58,14 +58,20 @@ def rollback_layout(conn: Any) -> None:
     """Back to the layout of 0001 (every observation is lost: there were none to keep)."""
     cursor = conn.cursor()
     cursor.execute("SELECT aggregates FROM storage_layout")
-    kind = "MATERIALIZED VIEW" if cursor.fetchone()[0] == "continuous" else "TABLE"
+    continuous = cursor.fetchone()[0] == "continuous"
+    aggregates = (
+        ["DROP MATERIALIZED VIEW observations_daily, observations_hourly"]
+        if continuous
+        else ["DROP VIEW observations_daily", "DROP TABLE observations_hourly"]
+    )
     execute_all(
         conn,
         [
             "DROP FUNCTION malestrom_maintain_storage()",
             "DROP FUNCTION malestrom_apply_retention()",
             "DROP FUNCTION malestrom_ensure_partitions(date, date)",
-            f"DROP {kind} observations_daily, observations_hourly",
+            "DROP FUNCTION malestrom_compact_rollups(timestamptz)",
+            *aggregates,
             "DROP TABLE observations_latest, storage_layout",
             "DROP TABLE observations CASCADE",
             _INITIAL_OBSERVATIONS,

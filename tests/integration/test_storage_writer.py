@@ -116,3 +116,24 @@ def test_a_database_that_is_down_raises_backpressure() -> None:
     with pytest.raises(DatabaseUnavailableError) as caught:
         asyncio.run(run())
     assert caught.value.retry_after > 0
+
+
+def test_maintenance_compacts_the_rollup_deltas(database_url: str) -> None:
+    """Storage maintenance folds the hourly deltas of recent buckets into one row per bucket,
+    and the rollups still equal the raw rows."""
+    fnr = fresh_fnr()
+    start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rows = _minutes(fnr, 60, start - dt.timedelta(hours=8))
+    for i in range(0, 60, 7):  # a batch per few rows: several delta rows per bucket
+        write(database_url, rows[i : i + 7])
+    rollup_rows = "SELECT count(*) FROM observations_hourly r JOIN patients p USING (patient_key)"
+    rollup_rows += " WHERE p.identifier_value = %s"
+    buckets = "SELECT count(DISTINCT bucket) FROM observations_hourly r"
+    buckets += " JOIN patients p USING (patient_key) WHERE p.identifier_value = %s"
+    assert scalar(database_url, rollup_rows, fnr) > scalar(database_url, buckets, fnr)
+    scalar(database_url, "SELECT malestrom_maintain_storage()")
+    assert scalar(database_url, rollup_rows, fnr) == scalar(database_url, buckets, fnr)
+    for grain in ("hourly", "daily"):
+        assert _fetch(database_url, ROLLUP.format(grain=grain), fnr) == _fetch(
+            database_url, RAW, fnr
+        )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["OBSERVATION_COLUMNS", "ROLLUP_TABLES_SQL", "SHARED_SQL", "execute_all"]
+__all__ = [
+    "COMPACT_ROLLUPS_SQL",
+    "OBSERVATION_COLUMNS",
+    "ROLLUP_TABLES_SQL",
+    "SHARED_SQL",
+    "execute_all",
+]
 
 # Uniqueness with time partitioning must include the partition key: PK (id, effective). A resend
 # carries the same deterministic id and the same effective time, so it still conflicts.
@@ -54,10 +60,16 @@ SHARED_SQL = [
     )""",
 ]
 
-# Hourly and daily rollups kept incrementally by the writer (plain PostgreSQL, or TimescaleDB
-# under the Apache licence, which has no continuous aggregates). Buckets are UTC-aligned.
+# Rollups kept incrementally by the writer (plain PostgreSQL, or TimescaleDB under the Apache
+# licence, which has no continuous aggregates). Buckets are UTC-aligned (date_bin from 2000-01-01).
+# An append is far cheaper than an upsert, so the writer appends one delta row per hour bucket
+# and batch, readers sum n and total and take min and max per bucket, and the storage maintenance
+# folds the recent deltas of a bucket into one row (malestrom_compact_rollups). Keeping one grain
+# halves the writer's rollup work: ``observations_daily`` is a view of the hourly rows, whose
+# buckets lie inside whole days, so a reader that bins them by day (as every reader does) gets
+# the daily aggregate, and a range of whole days still uses the hourly index.
 ROLLUP_TABLES_SQL = [
-    f"""CREATE TABLE observations_{grain} (
+    """CREATE TABLE observations_hourly (
         patient_key uuid NOT NULL,
         code_system text NOT NULL,
         code        text NOT NULL,
@@ -65,11 +77,37 @@ ROLLUP_TABLES_SQL = [
         n           bigint NOT NULL,
         total       double precision NOT NULL,
         minimum     double precision NOT NULL,
-        maximum     double precision NOT NULL,
-        PRIMARY KEY (patient_key, code, bucket, code_system)
-    )"""
-    for grain in ("hourly", "daily")
+        maximum     double precision NOT NULL
+    )""",
+    """CREATE INDEX observations_hourly_patient_code_bucket
+       ON observations_hourly (patient_key, code, bucket)""",
+    # For the compaction of recent buckets; nearly free to keep on an append-only table.
+    "CREATE INDEX observations_hourly_bucket_brin ON observations_hourly USING brin (bucket)",
+    """CREATE VIEW observations_daily AS
+       SELECT patient_key, code_system, code, bucket, n, total, minimum, maximum
+       FROM observations_hourly""",
+    """CREATE FUNCTION malestrom_compact_rollups(since timestamptz) RETURNS integer
+       LANGUAGE sql AS $$
+       WITH folded AS (
+           DELETE FROM observations_hourly
+           WHERE bucket >= since AND (patient_key, code, bucket, code_system) IN (
+               SELECT patient_key, code, bucket, code_system FROM observations_hourly
+               WHERE bucket >= since GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)
+           RETURNING *
+       ), compacted AS (
+           INSERT INTO observations_hourly
+           SELECT patient_key, code_system, code, bucket, sum(n), sum(total), min(minimum),
+                  max(maximum)
+           FROM folded GROUP BY 1, 2, 3, 4
+           RETURNING 1
+       )
+       SELECT count(*)::integer FROM compacted
+       $$""",
 ]
+
+# The hourly storage maintenance compacts the rollup deltas of the last days; older deltas (a
+# late backfill) stay as they are, which readers handle all the same.
+COMPACT_ROLLUPS_SQL = "SELECT malestrom_compact_rollups(now() - interval '3 days')"
 
 
 def execute_all(conn: Any, statements: list[str]) -> None:

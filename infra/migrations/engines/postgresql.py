@@ -1,5 +1,5 @@
 """Plain PostgreSQL ≥ 14: daily range partitions made ahead by the application, a default
-partition so nothing is ever refused, BRIN on time, rollup tables kept by the writer, retention
+partition so nothing is ever refused, BRIN on time, rollup deltas appended by the writer, retention
 by dropping whole partitions. Partition logic lives in SQL functions, so the worker and the
 migration share one implementation."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.migrations.engines.common import (
+    COMPACT_ROLLUPS_SQL,
     OBSERVATION_COLUMNS,
     ROLLUP_TABLES_SQL,
     SHARED_SQL,
@@ -70,9 +71,10 @@ BEGIN
 END $$
 """
 
-_MAINTAIN = """
+_MAINTAIN = f"""
 CREATE FUNCTION malestrom_maintain_storage() RETURNS integer
 LANGUAGE sql AS $$
+    {COMPACT_ROLLUPS_SQL};
     SELECT malestrom_ensure_partitions(
                (now() AT TIME ZONE 'UTC')::date - 1,
                (now() AT TIME ZONE 'UTC')::date + (SELECT ahead_days FROM storage_layout))

@@ -10,7 +10,8 @@ storage tests wherever ``MALESTROM_TEST_DATABASE_URL`` points at a TimescaleDB. 
   ``observations_hourly`` / ``observations_daily`` with real-time aggregation
   (``materialized_only = false``) and refresh policies;
 - under the Apache licence (no compression, policies or continuous aggregates): the same
-  writer-kept rollup tables as plain PostgreSQL, and retention by ``drop_chunks``.
+  writer-kept rollups as plain PostgreSQL (hourly deltas, a daily view of them, compaction by
+  the maintenance), and retention by ``drop_chunks``.
 
 The relation and function names are those of the plain layout, so queries do not change.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.migrations.engines.common import (
+    COMPACT_ROLLUPS_SQL,
     OBSERVATION_COLUMNS,
     ROLLUP_TABLES_SQL,
     SHARED_SQL,
@@ -38,8 +40,8 @@ _HYPERTABLE_SQL = [
        LANGUAGE sql AS $$ SELECT 0 $$""",
 ]
 
-_MAINTAIN = """CREATE FUNCTION malestrom_maintain_storage() RETURNS integer
-               LANGUAGE sql AS $$ SELECT malestrom_apply_retention() $$"""
+_MAINTAIN = f"""CREATE FUNCTION malestrom_maintain_storage() RETURNS integer
+               LANGUAGE sql AS $$ {COMPACT_ROLLUPS_SQL}; SELECT malestrom_apply_retention() $$"""
 
 
 def _continuous_aggregate(grain: str, width: str) -> str:
@@ -74,8 +76,11 @@ _COMMUNITY_SQL = [
     """SELECT add_continuous_aggregate_policy('observations_daily',
         start_offset => INTERVAL '35 days', end_offset => INTERVAL '1 day',
         schedule_interval => INTERVAL '1 hour')""",
-    # The retention policy runs as a background job: nothing for the worker to do.
+    # The retention policy runs as a background job, and continuous aggregates need no
+    # compaction: nothing for the worker to do.
     """CREATE FUNCTION malestrom_apply_retention() RETURNS integer
+       LANGUAGE sql AS $$ SELECT 0 $$""",
+    """CREATE FUNCTION malestrom_compact_rollups(since timestamptz) RETURNS integer
        LANGUAGE sql AS $$ SELECT 0 $$""",
 ]
 

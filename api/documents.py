@@ -7,12 +7,14 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from ingestion.codes import NEWS2_CODE
+
 __all__ = ["alert_document"]
 
 _NAMESPACE = uuid.UUID("5c1e9a3b-7d2f-4e6a-8b0c-1f3d5e7a9b24")
 _SEVERITY = {"emergency": "high", "urgent": "moderate"}
 _ALERT_CODES = {
-    "news2": ("1104051000000101", "http://snomed.info/sct", "NEWS2 early warning"),
+    "news2": (NEWS2_CODE, "http://snomed.info/sct", "NEWS2 early warning"),
     "missing-measurement": (
         "missing-measurement",
         "https://malestrom.no/fhir/CodeSystem/alert-kind",

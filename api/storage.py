@@ -11,12 +11,22 @@ the answer equals a computation over the raw rows.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
 
-__all__ = ["GRAINS", "Segment", "StorageProfile", "plan_segments", "probe_storage"]
+from ingestion.codes import NEWS2_CODE
+
+__all__ = [
+    "GRAINS",
+    "Segment",
+    "StorageProfile",
+    "aggregate_grains",
+    "plan_segments",
+    "probe_storage",
+]
 
 GRAINS: dict[str, dt.timedelta] = {
     "daily": dt.timedelta(days=1),
@@ -80,6 +90,15 @@ def _floor(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
 def _ceil(t: dt.datetime, width: dt.timedelta) -> dt.datetime:
     floor = _floor(t, width)
     return floor if floor == t else floor + width
+
+
+def aggregate_grains(codes: Sequence[tuple[str | None, str]], grains: list[str]) -> list[str]:
+    """The grains whose aggregates can answer for these codes.
+
+    The rollups and continuous aggregates hold measurements only; a NEWS2 score, which
+    malestrom derives and may correct, is answered from the raw rows.
+    """
+    return [] if any(code == NEWS2_CODE for _, code in codes) else grains
 
 
 def plan_segments(start: dt.datetime, end: dt.datetime, grains: list[str]) -> list[Segment]:

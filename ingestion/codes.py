@@ -19,6 +19,7 @@ __all__ = [
     "ACVPU_VALUES",
     "LOINC",
     "MDC",
+    "NEWS2_CODE",
     "NPU",
     "ROOM_AIR_CODE",
     "SNOMED",
@@ -41,6 +42,8 @@ MDC = "urn:iso:std:iso:11073:10101"
 NPU = "urn:oid:2.16.578.1.12.4.1.1.7280"
 
 ACVPU_CODE = "1104441000000107"
+# NEWS2 total (SNOMED CT, UK edition): derived by malestrom, never received.
+NEWS2_CODE = "1104051000000101"
 ROOM_AIR_CODE = "722742002"
 
 # ACVPU answers as SNOMED CT findings → the letter NEWS2 scores.

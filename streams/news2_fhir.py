@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ingestion.codes import NEWS2_CODE
 from streams.scoring import ScoredSet
 
 __all__ = ["BAND_SYSTEM", "EXTENSIONS", "NEWS2_CODE", "SNOMED", "to_news2_observation"]
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
-NEWS2_CODE = "1104051000000101"
 BAND_SYSTEM = "https://malestrom.no/fhir/CodeSystem/news2-band"
 EXTENSIONS = "https://malestrom.no/fhir/StructureDefinition"
 _DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"

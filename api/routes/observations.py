@@ -14,7 +14,7 @@ from starlette.responses import Response
 from api import queries
 from api.deps import PoolDep
 from api.routes import params as p
-from api.storage import plan_segments
+from api.storage import aggregate_grains, plan_segments
 from ingestion.responses import FhirResponse
 
 __all__ = ["router"]
@@ -102,11 +102,11 @@ async def stats(request: Request, pool: PoolDep) -> Response:
     codes = p.codes_param(params.get("code"), required=True)
     start, end = p.period_param(params.get("period"))
     wanted = p.statistics_param(params.get("statistic"))
-    segments = plan_segments(start, end, ["daily", "hourly"])
     results: list[dict[str, Any]] = []
     async with pool.connection() as conn:
         keys = await queries.patient_keys(conn=conn, patient=patient)
         for code in codes:
+            segments = plan_segments(start, end, aggregate_grains([code], ["daily", "hourly"]))
             units = await queries.latest_units(conn=conn, keys=keys, codes=[code])
             buckets = await queries.aggregate_buckets(
                 conn=conn, keys=keys, codes=[code], segments=segments, width=None

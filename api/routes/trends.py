@@ -15,7 +15,7 @@ from starlette.responses import Response
 from api import queries
 from api.deps import PoolDep
 from api.routes import params as p
-from api.storage import plan_segments
+from api.storage import aggregate_grains, plan_segments
 from ingestion.exceptions import InvalidReadingError
 
 __all__ = ["router"]
@@ -50,10 +50,10 @@ async def trends(request: Request, pool: PoolDep) -> Response:
     async with pool.connection() as conn:
         keys = await queries.patient_keys(conn=conn, patient=patient)
         units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
+        segments = plan_segments(start, end, aggregate_grains(codes, grains))
         rows = await queries.aggregate_buckets(
-            conn=conn, keys=keys, codes=codes, segments=plan_segments(start, end, grains),
-            width=width,
-        )  # fmt: skip
+            conn=conn, keys=keys, codes=codes, segments=segments, width=width
+        )
         await queries.record_audit(
             conn=conn, patient_keys=set(keys), agent="anonymous", action="trends",
             resource="Observation", outcome="success", detail={"buckets": len(rows)},

@@ -298,3 +298,26 @@ async def test_missing_measurement_raises_one_alert(stage: Stage) -> None:
     alerts = await stage.alerts()
     assert [(a["kind"], a["status"]) for a in alerts] == [("missing-measurement", "open")]
     assert "no measurement since" in alerts[0]["reason"]
+
+
+async def test_news2_trends_are_computed_from_the_stored_scores(stage: Stage) -> None:
+    """Scores are not in the rollups (they can be corrected): their trend comes from raw rows."""
+    from api.queries import aggregate_buckets
+    from api.storage import aggregate_grains, plan_segments
+    from ingestion.codes import NEWS2_CODE
+
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **NORMAL_SET)
+    await stage.send(minutes(5), respiration_rate=26)
+    codes = [("http://snomed.info/sct", NEWS2_CODE)]
+    grains = aggregate_grains(codes, ["daily", "hourly"])
+    assert grains == []
+    async with stage.pool.connection() as conn:
+        rows = await aggregate_buckets(
+            conn=conn,
+            keys=[stage.key],
+            codes=codes,
+            width=dt.timedelta(hours=1),
+            segments=plan_segments(minutes(-60), minutes(120), grains),
+        )
+    assert [(start, n, total) for start, n, total, _, _ in rows] == [(T0, 2, 3.0)]

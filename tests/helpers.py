@@ -123,3 +123,15 @@ def eventually(check: Any, *, timeout: float, what: str, interval: float = 0.2) 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+# A complete NEWS2 set that scores 0 on every parameter (scale 1, on air).
+NORMAL_VITALS: dict[str, Any] = {
+    "respiration_rate": 16,
+    "spo2": 97,
+    "on_oxygen": False,
+    "systolic_bp": 120,
+    "pulse": 70,
+    "consciousness": "A",
+    "temperature": 37.0,
+}

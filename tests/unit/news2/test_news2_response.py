@@ -9,16 +9,9 @@ import pytest
 
 from news2 import BANDS, EscalationPolicy, alert_level, clinical_response, policy_from_spec, score
 from news2.response import RESPONSES
+from tests.helpers import NORMAL_VITALS
 
-NORMAL: dict[str, Any] = {
-    "respiration_rate": 16,
-    "spo2": 97,
-    "on_oxygen": False,
-    "systolic_bp": 120,
-    "pulse": 70,
-    "consciousness": "A",
-    "temperature": 37.0,
-}
+NORMAL = NORMAL_VITALS
 
 
 @pytest.mark.parametrize(

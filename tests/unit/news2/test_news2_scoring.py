@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 
 from news2 import ITEMS, InvalidVitalSignError, News2Result, score
+from tests.helpers import NORMAL_VITALS
 
-NORMAL: dict[str, Any] = {
-    "respiration_rate": 16,
-    "spo2": 97,
-    "on_oxygen": False,
-    "systolic_bp": 120,
-    "pulse": 70,
-    "consciousness": "A",
-    "temperature": 37.0,
-}
+NORMAL = NORMAL_VITALS
 
 
 def scored(**changes: Any) -> News2Result:

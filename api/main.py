@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,7 @@ def create_app(
             mode=settings.identity_mode,
             known=StoredIds(pool),
             unknown_codes=settings.unknown_codes,
+            backfill_after=dt.timedelta(minutes=settings.backfill_after_minutes),
         )
         app.state.templates = load_templates()
         app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)

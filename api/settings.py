@@ -24,3 +24,5 @@ class ApiSettings(BaseSettings):
     unknown_codes: UnknownCodes = UnknownCodes.REJECT  # or "store": kept, not used for scoring
     publish_timeout: float = 4.0
     worker_stale_after: float = 15.0
+    # Readings measured longer ago than this at acceptance take the backfill lane.
+    backfill_after_minutes: float = 60.0

@@ -1,12 +1,15 @@
 """Benchmark NEWS2 in the stream.
 
-1. Scoring stage: readings/s through persist-and-score (the worker's NEWS2 stage) against the
-   embedded PostgreSQL, in batches as Faust hands them over; no broker in the way.
+1. Scoring stage: readings/s through store-and-score (`streams.agents.process_batch`: the
+   worker's whole middle) against the embedded PostgreSQL, in batches of 500; no broker.
 2. Alert latency: ``malestrom up`` on a free port; 100 readings/s are posted, each one a red
    score for a fresh patient (so each raises exactly one alert); the time from sending the
    POST to receiving the alert on ``/api/v1/alerts/stream`` is measured, p50/p99.
+3. The same while a backfill drains: ``--backfill`` readings (default 100,000) measured more
+   than a day ago are posted in Bundles of 100 just before and during the live readings.
 
-Usage: ``python bench/stream_bench.py [--patients 200] [--rate 100] [--seconds 20]``
+Usage: ``python bench/stream_bench.py [--patients 200] [--rate 100] [--seconds 20]
+[--backfill 100000]``
 Prints figures; asserts nothing about time. Loopback only; stops by itself.
 """
 
@@ -39,7 +42,7 @@ from infra.processes import free_port
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
-from streams.agents import Envelope, normalise_batch, persist_batch
+from streams.agents import Envelope, process_batch
 from streams.scorer import News2Scorer
 from streams.sinks import ObservationSink
 
@@ -91,35 +94,61 @@ async def bench_stage(database_url: str, patients: int, readings_each: int) -> N
             envelopes.append(
                 Envelope(m.patient_key.encode(), to_json(m), {}, "r", 0, len(envelopes))
             )
-    normalised: list[Envelope] = []
-
-    async def keep(records: Sequence[Any]) -> None:
-        normalised.extend(Envelope(k, v, {}, "o", 0, len(normalised)) for k, v, _ in records)
-
-    await normalise_batch(envelopes, emit=keep, dead_letter=_nothing)
     async with AsyncConnectionPool(database_url, min_size=2, max_size=4, open=False) as pool:
         await pool.wait()
         sink = ObservationSink(pool)
         scorer = News2Scorer(pool, emit_scores=_nothing, emit_alerts=_nothing)
-        persist_s = score_s = 0.0
-        for lo in range(0, len(normalised), 500):
-            batch = normalised[lo : lo + 500]
-            t0 = time.perf_counter()
-            await persist_batch(batch, sink=sink, dead_letter=_nothing)
-            t1 = time.perf_counter()
-            await scorer.score_batch(batch)
-            persist_s += t1 - t0
-            score_s += time.perf_counter() - t1
-    n = len(normalised)
+        t0 = time.perf_counter()
+        for lo in range(0, len(envelopes), 500):
+            batch = envelopes[lo : lo + 500]
+            await process_batch(batch, sink=sink, scorer=scorer, dead_letter=_nothing)
+        took = time.perf_counter() - t0
+    n = len(envelopes)
     print(f"scoring stage: {n:,} readings ({patients} patients × {readings_each}), batches of 500")
-    print(
-        f"  persist: {n / persist_s:,.0f} readings/s   score: {n / score_s:,.0f} readings/s   "
-        f"persist+score: {n / (persist_s + score_s):,.0f} readings/s"
-    )
+    print(f"  store+score: {n / took:,.0f} readings/s")
 
 
-async def bench_latency(url: str, rate: float, seconds: float) -> None:
-    """Latency from POST /fhir to the alert on the SSE stream, at ``rate`` readings/s."""
+async def post_backfill(client: httpx.AsyncClient, count: int) -> tuple[int, float]:
+    """Post ``count`` pulse readings measured two days ago, in Bundles of 100, four at a time;
+    return how many were accepted and how long posting took."""
+    import random
+
+    rng = random.Random(3)
+    fnrs = [synthetic_person_number(rng, offset=80) for _ in range(max(1, count // 100))]
+    old = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=2)
+    bodies = [
+        {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                    "resource": _observation(
+                        fnr, "8867-4", rng.randint(55, 95), "/min", old + dt.timedelta(minutes=i)
+                    ),
+                }
+                for i in range(100)
+            ],
+        }
+        for fnr in fnrs
+    ]
+    accepted = 0
+    gate = asyncio.Semaphore(4)
+
+    async def post(body: dict[str, Any]) -> None:
+        nonlocal accepted
+        async with gate:
+            answer = await client.post("/fhir", content=orjson.dumps(body), headers=FHIR)
+            accepted += 100 if answer.status_code == 200 else 0
+
+    start = time.perf_counter()
+    await asyncio.gather(*(post(b) for b in bodies))
+    return accepted, time.perf_counter() - start
+
+
+async def bench_latency(url: str, rate: float, seconds: float, backfill: int = 0) -> None:
+    """Latency from POST /fhir to the alert on the SSE stream, at ``rate`` readings/s, while
+    ``backfill`` old readings are posted and drained."""
     organisation = f"bench-{uuid.uuid4().hex[:8]}"
     count = int(rate * seconds)
     import random
@@ -158,6 +187,8 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
 
         listener = asyncio.create_task(listen())
         await asyncio.sleep(1.0)
+        backfilling = asyncio.create_task(post_backfill(client, backfill)) if backfill else None
+        await asyncio.sleep(2.0 if backfill else 0.0)  # the backlog is building when live starts
         start = time.perf_counter()
         posts = []
         for i, fnr in enumerate(fnrs):
@@ -181,11 +212,14 @@ async def bench_latency(url: str, rate: float, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 60)
         listener.cancel()
+        if backfilling is not None:
+            accepted, took = await backfilling
+            print(f"backfill: {accepted:,} readings measured 2 days ago accepted in {took:.1f} s")
     latencies = sorted(received[f] - sent[f] for f in fnrs if f in received)
     print(
-        f"alert latency: {len(fnrs)} red-score readings at {rate:.0f}/s over {seconds:.0f} s; "
-        f"{statuses.count(200)} accepted, {len(latencies)} alerts seen on the stream; "
-        f"{refused} settings refused"
+        f"alert latency{' during the backfill' if backfill else ''}: {len(fnrs)} red-score "
+        f"readings at {rate:.0f}/s over {seconds:.0f} s; {statuses.count(200)} accepted, "
+        f"{len(latencies)} alerts seen on the stream; {refused} settings refused"
     )
     if latencies:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -201,16 +235,19 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100, help="readings per patient (stage)")
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--backfill", type=int, default=100_000)
+    parser.add_argument("--skip-stage", action="store_true")
     args = parser.parse_args()
     print("machine: 2 cores shared with whatever else runs; figures are indicative")
     with tempfile.TemporaryDirectory() as tmp:
-        postgres = EmbeddedPostgres(Path(tmp) / "stage")
-        try:
-            url = postgres.start()
-            upgrade(url)
-            asyncio.run(bench_stage(url, args.patients, args.readings))
-        finally:
-            postgres.stop()
+        if not args.skip_stage:
+            postgres = EmbeddedPostgres(Path(tmp) / "stage")
+            try:
+                url = postgres.start()
+                upgrade(url)
+                asyncio.run(bench_stage(url, args.patients, args.readings))
+            finally:
+                postgres.stop()
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALESTROM_")}
         up = subprocess.Popen(
@@ -238,6 +275,8 @@ def main() -> None:
                     pass
                 time.sleep(0.5)
             asyncio.run(bench_latency(base, args.rate, args.seconds))
+            if args.backfill:
+                asyncio.run(bench_latency(base, args.rate, args.seconds, args.backfill))
         finally:
             up.send_signal(signal.SIGTERM)
             up.wait(60)

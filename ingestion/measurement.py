@@ -67,6 +67,7 @@ class Measurement:
     author: tuple[str, str] | None = None  # performer: the person (system, value)
     organisation_system: str | None = None  # org number or RESH system of ``organisation``
     municipality: str | None = None  # kommunenummer from Bundle.meta.tag
+    sender: str | None = None  # the authenticated client that sent it, set by the receiver
 
 
 def to_json(m: Measurement) -> bytes:
@@ -96,6 +97,7 @@ def to_json(m: Measurement) -> bytes:
             "author": list(m.author) if m.author else None,
             "organisation_system": m.organisation_system,
             "municipality": m.municipality,
+            "sender": m.sender,
         }
     )
 
@@ -134,6 +136,7 @@ def from_json(data: bytes) -> Measurement:
             author=(author[0], author[1]) if (author := d.get("author")) else None,
             organisation_system=d.get("organisation_system"),
             municipality=d.get("municipality"),
+            sender=d.get("sender"),
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidReadingError(

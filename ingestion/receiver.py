@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -52,8 +52,9 @@ _BAD_REQUEST = frozenset({"structure", "invalid"})  # an entry that is not an Ob
 
 @dataclass(frozen=True, slots=True)
 class Receiver:
-    """What the receiver needs: where to publish, which identities and codes to accept, and
-    which ids are already known (so that resends answer ``200 OK``)."""
+    """What the receiver needs: where to publish, which identities and codes to accept, which
+    ids are already known (so that resends answer ``200 OK``), and from what age at acceptance
+    a reading takes the backfill lane."""
 
     publisher: Publisher
     topics: Topics
@@ -61,6 +62,7 @@ class Receiver:
     known: KnownIds | None = None
     unknown_codes: UnknownCodes = UnknownCodes.REJECT
     recent: RecentIds = field(default_factory=RecentIds)
+    backfill_after: dt.timedelta = dt.timedelta(hours=1)
 
 
 def get_receiver(request: Request) -> Receiver:
@@ -118,9 +120,15 @@ def correlation_of(request: Request) -> str:
 
 
 async def accept(
-    receiver: Receiver, measurements: Sequence[Measurement], correlation: str
+    receiver: Receiver,
+    measurements: Sequence[Measurement],
+    correlation: str,
+    *,
+    sender: str | None = None,
 ) -> set[str]:
     """Publish the measurements not already known; return the ids that were already known.
+
+    ``sender`` (the authenticated client) is kept on every measurement as its provenance.
 
     Raises:
         UnavailableError: the broker did not acknowledge; nothing may be reported accepted.
@@ -129,7 +137,7 @@ async def accept(
     known = receiver.recent.known(ids)
     if receiver.known is not None and len(known) < len(ids):
         known |= await receiver.known.known([i for i in ids if i not in known])
-    fresh = [m for m in measurements if m.id not in known]
+    fresh = [replace(m, sender=sender) if sender else m for m in measurements if m.id not in known]
     await _publish(receiver, fresh, correlation)
     receiver.recent.add(m.id for m in fresh)
     return known
@@ -168,10 +176,15 @@ def _too_large() -> InvalidReadingError:
 
 
 async def _publish(receiver: Receiver, measurements: list[Measurement], correlation: str) -> None:
+    """Publish each measurement on its lane: live, or backfill when it was old on arrival."""
     headers: list[tuple[str, str | bytes | None]] = [(CORRELATION_HEADER, correlation.encode())]
-    records: list[Record] = [(m.patient_key.encode(), to_json(m), headers) for m in measurements]
-    if records:
-        await receiver.publisher.publish(receiver.topics.readings, records)
+    lanes: dict[str, list[Record]] = {}
+    for m in measurements:
+        old = m.received - m.effective > receiver.backfill_after
+        topic = receiver.topics.backfill if old else receiver.topics.readings
+        lanes.setdefault(topic, []).append((m.patient_key.encode(), to_json(m), headers))
+    for topic, records in lanes.items():
+        await receiver.publisher.publish(topic, records)
 
 
 def _bundle_response(parsed: ParsedBundle, known: set[str]) -> dict[str, Any]:

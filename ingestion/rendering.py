@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ingestion.codes import ACVPU_VALUES, LOINC, SNOMED, UCUM, canonical_info
+from ingestion.codes import LOINC, SNOMED, UCUM, canonical_info
 from ingestion.measurement import Coding, Measurement
+from ingestion.news2_inputs import ACVPU_VALUES
 
 __all__ = ["KOMMUNENUMMER_SYSTEM", "MALESTROM_TAGS", "VITAL_SIGNS_CATEGORY", "to_observation"]
 

@@ -24,9 +24,12 @@ from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
+from ingestion.measurement import Measurement
+from ingestion.news2_inputs import ACVPU_CODE, BP_PANEL_CODE, SYSTOLIC_CODE
+from ingestion.rendering import to_observation
 from streams.partitions import ensure_days
 
-__all__ = ["ObservationRow", "ObservationSink", "Sink", "observation_row"]
+__all__ = ["ObservationRow", "ObservationSink", "Sink", "measurement_row", "observation_row"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ _STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     id text, patient_key text, patient_system text, patient_value text, code_system text,
     code text, effective timestamptz, value double precision, unit text, components text,
-    device text, source text, organisation text, received timestamptz, resource text
+    device text, source text, organisation text, received timestamptz, resource text,
+    systolic double precision, acvpu text, on_oxygen boolean, sender text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS malestrom_copied (
     id text, patient_key text, patient_system text, patient_value text, code_system text,
@@ -44,7 +48,7 @@ CREATE TEMP TABLE IF NOT EXISTS malestrom_copied (
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
 _STAGING_TYPES = [
     "text", "text", "text", "text", "text", "text", "timestamptz", "float8", "text", "text",
-    "text", "text", "text", "timestamptz", "text",
+    "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
 # The fast path: the columns the latest values and rollups need, then the rows themselves
@@ -56,11 +60,12 @@ _COPIED_SQL = "COPY malestrom_copied FROM STDIN (FORMAT BINARY)"
 _COPIED_TYPES = _STAGING_TYPES[:9]
 _OBSERVATIONS_COPY_SQL = """
 COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
-                   device, source, organisation, received, resource) FROM STDIN (FORMAT BINARY)
+                   device, source, organisation, received, resource, systolic, acvpu,
+                   on_oxygen, sender) FROM STDIN (FORMAT BINARY)
 """
 _OBSERVATIONS_TYPES = [
     "uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text", "text",
-    "text", "timestamptz", "jsonb",
+    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text",
 ]  # fmt: skip
 _PATIENTS_SQL = """
 INSERT INTO patients (patient_key, identifier_system, identifier_value)
@@ -78,9 +83,11 @@ _COPIED_ROWS = """
 """
 _RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
-                              components, device, source, organisation, received, resource)
+                              components, device, source, organisation, received, resource,
+                              systolic, acvpu, on_oxygen, sender)
     SELECT id::uuid, patient_key::uuid, code_system, code, effective, value, unit,
-           components::jsonb, device, source, organisation, received, resource::jsonb
+           components::jsonb, device, source, organisation, received, resource::jsonb,
+           systolic, acvpu, on_oxygen, sender
     FROM malestrom_staging
     ON CONFLICT DO NOTHING
     RETURNING id, patient_key, code_system, code, effective, value, unit
@@ -141,7 +148,11 @@ FROM storage_layout
 
 @dataclass(frozen=True, slots=True)
 class ObservationRow:
-    """The columns of one stored Observation; ``resource`` is its JSON text."""
+    """The columns of one stored Observation; ``resource`` is its JSON text.
+
+    ``systolic``, ``acvpu`` and ``on_oxygen`` are the NEWS2 inputs the scorer reads
+    (`ingestion.news2_inputs`); ``source`` is the format or template, ``sender`` the client.
+    """
 
     id: str
     patient_key: str
@@ -158,6 +169,10 @@ class ObservationRow:
     organisation: str | None
     received: dt.datetime
     resource: str
+    systolic: float | None = None
+    acvpu: str | None = None
+    on_oxygen: bool | None = None
+    sender: str | None = None
 
 
 class Sink(Protocol):
@@ -167,8 +182,39 @@ class Sink(Protocol):
         """Durably write every row, or raise."""
 
 
+def measurement_row(m: Measurement) -> ObservationRow:
+    """The stored row of a measurement: its columns as they are, and its rendered Observation."""
+    resource = to_observation(m)
+    components = resource.get("component")
+    systolic = None
+    if m.code == BP_PANEL_CODE:
+        systolic = next((c.value for c in m.components if c.code == SYSTOLIC_CODE), None)
+    return ObservationRow(
+        id=m.id,
+        patient_key=m.patient_key,
+        patient_system=m.patient_system,
+        patient_value=m.patient_value,
+        code_system=resource["code"]["coding"][0]["system"],
+        code=m.code,
+        effective=m.effective,
+        value=m.value,
+        unit=m.unit,
+        components=orjson.dumps(components).decode() if components else None,
+        device=m.device,
+        source=m.source,
+        organisation=m.organisation,
+        received=m.received,
+        resource=orjson.dumps(resource).decode(),
+        systolic=systolic,
+        acvpu=m.value_code if m.code == ACVPU_CODE else None,
+        on_oxygen=m.on_oxygen,
+        sender=m.sender,
+    )
+
+
 def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
-    """Extract the stored columns from a normalised Observation (as rendered by ingestion).
+    """Extract the stored columns from a normalised Observation from elsewhere (a test, a bench,
+    an import); the worker stores `measurement_row` instead and parses nothing back.
 
     Raises:
         InvalidReadingError: the bytes are not a normalised Observation.
@@ -191,7 +237,7 @@ def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
             unit=quantity.get("code"),
             components=orjson.dumps(components).decode() if components else None,
             device=(obs.get("device") or {}).get("identifier", {}).get("value"),
-            source="fhir",
+            source="fhir",  # what a foreign Observation is; a Measurement keeps its own
             organisation=_organisation(obs),
             received=dt.datetime.fromisoformat(obs["issued"]),
             resource=resource_json.decode(),
@@ -313,7 +359,8 @@ class ObservationSink:
                         await copy.write_row(
                             (r.id, r.patient_key, r.code_system, r.code, r.effective, r.value,
                              r.unit, r.components, r.device, r.source, r.organisation,
-                             r.received, r.resource)
+                             r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
+                             r.sender)
                         )  # fmt: skip
             except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
                 # A replay, a duplicate within the batch, or a patient gone since it was seen.
@@ -334,7 +381,8 @@ class ObservationSink:
                 await copy.write_row(
                     (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
                      r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
-                     r.organisation, r.received, r.resource)
+                     r.organisation, r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
+                     r.sender)
                 )  # fmt: skip
         await cur.execute(replay_sql)
 

@@ -16,7 +16,7 @@ from api import alerting
 from ingestion.identifiers import FNR_SYSTEM, patient_key
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
-from streams.agents import Envelope, normalise_batch, persist_batch
+from streams.agents import Envelope, process_batch
 from streams.scorer import News2Scorer
 from streams.sinks import ObservationSink
 from tests.helpers import fresh_fnr
@@ -80,24 +80,16 @@ class Stage:
         """Store and score readings taken at ``at`` (keyword: parameter=value)."""
         self.now = max(self.now, at)
         resources = [self._resource(name, value, at) for name, value in readings.items()]
-        await self.replay(await self._normalised(resources))
+        await self.replay(self._readings(resources))
 
     async def replay(self, batch: list[Envelope]) -> None:
-        await persist_batch(batch, sink=self.sink, dead_letter=_refuse)
-        await self.scorer.score_batch(batch)
+        await process_batch(batch, sink=self.sink, scorer=self.scorer, dead_letter=_refuse)
 
-    async def _normalised(self, resources: list[dict[str, Any]]) -> list[Envelope]:
-        readings = [
+    def _readings(self, resources: list[dict[str, Any]]) -> list[Envelope]:
+        return [
             Envelope(m.patient_key.encode(), to_json(m), {}, "readings", 0, i)
             for i, m in enumerate(parse_observation(r, received=self.now) for r in resources)
         ]
-        out: Records = []
-
-        async def emit(records: Sequence[Any]) -> None:
-            out.extend(records)
-
-        await normalise_batch(readings, emit=emit, dead_letter=_refuse)
-        return [Envelope(k, v, {}, "observations", 0, i) for i, (k, v, _) in enumerate(out)]
 
     def _resource(self, name: str, value: Any, at: dt.datetime) -> dict[str, Any]:
         resource: dict[str, Any] = {
@@ -261,7 +253,7 @@ async def test_replaying_a_batch_duplicates_no_score_and_no_alert(stage: Stage) 
     """At-least-once: scoring the same stored batch again changes nothing."""
     await stage.settings(long_term_oxygen=False)
     await stage.send(minutes(0), **NORMAL_SET)
-    batch = await stage._normalised([stage._resource("respiration_rate", 26, minutes(5))])
+    batch = stage._readings([stage._resource("respiration_rate", 26, minutes(5))])
     await stage.replay(batch)
     before = (await stage.scores(), await stage.alerts())
     await stage.replay(batch)

@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from confluent_kafka import Consumer, Producer
 
@@ -42,6 +43,7 @@ from infra.topics import ensure_topics
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
+from ingestion.rendering import to_observation
 from ingestion.topics import Topics
 
 LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
@@ -108,7 +110,8 @@ def make_readings(n: int, patients: int, seed: int) -> tuple[list[tuple[bytes, b
         for fnr in fnrs:
             for resource in _news2_set(fnr, at, rng):
                 m = parse_observation(resource, received=now)
-                records.append((m.patient_key.encode(), to_json(m)))
+                value = to_json(m, resource=orjson.dumps(to_observation(m)))  # as the API does
+                records.append((m.patient_key.encode(), value))
                 keys.add(m.patient_key)
     return records[:n], keys
 

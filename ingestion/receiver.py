@@ -25,6 +25,7 @@ from ingestion.measurement import Measurement, to_json
 from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, operation_outcome
 from ingestion.publisher import Publisher, Record
+from ingestion.rendering import to_observation
 from ingestion.responses import (
     FhirResponse,
     invalid_response,
@@ -182,7 +183,8 @@ async def _publish(receiver: Receiver, measurements: list[Measurement], correlat
     for m in measurements:
         old = m.received - m.effective > receiver.backfill_after
         topic = receiver.topics.backfill if old else receiver.topics.readings
-        lanes.setdefault(topic, []).append((m.patient_key.encode(), to_json(m), headers))
+        value = to_json(m, resource=orjson.dumps(to_observation(m)))  # rendered once, here
+        lanes.setdefault(topic, []).append((m.patient_key.encode(), value, headers))
     for topic, records in lanes.items():
         await receiver.publisher.publish(topic, records)
 

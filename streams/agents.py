@@ -1,7 +1,7 @@
 """The work of the streams worker, one batch at a time, free of Kafka so it is easy to test.
 
-A batch of readings (canonical Measurements, as accepted at the edge) is decoded once, stored
-as rows with their rendered Observations, and scored from those rows: nothing is parsed back.
+A batch of readings (canonical Measurements with the Observations the edge rendered) is decoded
+once, stored as rows, and scored from those rows: nothing is rendered again or parsed back.
 
 Error policy (one function, `policy_for`, applied by `guarded` at every stage): a service that
 is unavailable (`UnavailableError`) is retried with back-off while consumption pauses; a
@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 import psycopg
 
 from ingestion.exceptions import UnavailableError
-from ingestion.measurement import from_json
+from ingestion.measurement import from_record
 from streams.deadletter import dead_letter_headers
 from streams.sinks import ObservationRow, Sink, measurement_row
 
@@ -41,6 +41,8 @@ __all__ = [
     "process_batch",
     "retry_unavailable",
     "run_alert_rules",
+    "score_stored",
+    "store_batch",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,18 +116,28 @@ async def process_batch(
     batch: Sequence[Envelope], *, sink: Sink, scorer: BatchScorer, dead_letter: Send
 ) -> None:
     """Store a batch of readings, then score what it changed."""
+    stored = await store_batch(batch, sink=sink, dead_letter=dead_letter)
+    await score_stored(stored, scorer=scorer, dead_letter=dead_letter)
+
+
+async def store_batch(batch: Sequence[Envelope], *, sink: Sink, dead_letter: Send) -> list[Stored]:
+    """Decode a batch of readings and store them; return what was stored, to be scored."""
     decoded: list[Stored] = []
     failed = []
     for env in batch:
         try:
-            decoded.append((env, measurement_row(from_json(env.value))))
+            decoded.append((env, measurement_row(*from_record(env.value))))
         except Exception as exc:
             if policy_for(exc) is Policy.STOP:
                 raise
             failed.append(_dead_letter(env, exc, stage="decode"))
     if failed:
         await retry_unavailable(partial(dead_letter, failed), what="dead-letter")
-    stored = await guarded(_write(sink), decoded, stage="persist", dead_letter=dead_letter)
+    return await guarded(_write(sink), decoded, stage="persist", dead_letter=dead_letter)
+
+
+async def score_stored(stored: Sequence[Stored], *, scorer: BatchScorer, dead_letter: Send) -> None:
+    """Score what a stored batch changed."""
     await guarded(scorer.score_batch, stored, stage="score", dead_letter=dead_letter)
 
 

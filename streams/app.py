@@ -1,7 +1,8 @@
 """The streams worker: two lanes of readings consumed in batches, the NEWS2 stage, the timers.
 
-Each lane is a confluent-kafka consumer whose batches go to `agents.process_batch`; offsets are
-committed only after the batch returned, so after the database commit (at-least-once; the
+Each lane is a confluent-kafka consumer whose batches are stored (`agents.store_batch`) and then
+scored (`agents.score_stored`), the next batch being stored while one is scored; offsets are
+committed only after a batch is scored, so after its database commits (at-least-once; the
 writes are idempotent, so replays merge). Scores, alert events and dead letters leave through
 one idempotent producer, a batch at a time.
 
@@ -12,8 +13,8 @@ one idempotent producer, a batch at a time.
   partition number: both topics have the same partition count and every producer the same
   partitioner), so one worker owns a patient's NEWS2 state in both lanes. Its offsets are kept
   under the group ``app_id.backfill``.
-- Batches run one at a time, in arrival order (a FIFO lock): a live batch waits at most for the
-  one backfill batch in progress, never for the backlog behind it.
+- Batches are scored one at a time, in arrival order (a FIFO lock): a live batch waits at most
+  for the one backfill batch being scored, never for the backlog behind it.
 
 Faust is not used: its per-event machinery and one awaited send per record cost more than the
 whole rest of the pipeline (see ``bench/pipeline_bench.py``).
@@ -36,7 +37,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ingestion.publisher import KafkaPublisher
 from ingestion.topics import Topics
-from streams.agents import Envelope, Send, process_batch, run_alert_rules
+from streams.agents import Envelope, Send, Stored, run_alert_rules, score_stored, store_batch
 from streams.partitions import maintain_storage
 from streams.scorer import News2Scorer
 from streams.settings import StreamsSettings
@@ -52,6 +53,9 @@ VALUES (%s, %s, %s, now())
 ON CONFLICT (worker_id) DO UPDATE
 SET partitions = EXCLUDED.partitions, updated_at = EXCLUDED.updated_at
 """
+
+
+_Handoff = asyncio.Queue[tuple[list[Envelope], list[Stored]]]  # stored batches, to be scored
 
 
 class _Lane:
@@ -156,18 +160,35 @@ class StreamsWorker:
                 raise result
 
     async def _run_lane(self, lane: _Lane, *, backfill: bool) -> None:
+        # Two stages, one batch apart: while a batch is scored, the next is decoded and stored,
+        # so the worker's Python and the database work at the same time.
+        stored: _Handoff = asyncio.Queue(maxsize=1)
+        await asyncio.gather(
+            self._store_lane(lane, stored, backfill=backfill), self._score_lane(lane, stored)
+        )
+
+    async def _store_lane(
+        self,
+        lane: _Lane,
+        stored: _Handoff,
+        *,
+        backfill: bool,
+    ) -> None:
         size, within = self._settings.batch_size, self._settings.batch_within
         while True:
             batch = await lane.consume(size, within)
             if backfill:  # a partition revoked while its batch was in flight: not ours now
                 batch = [env for env in batch if env.partition in self._owned]
-            if not batch:
-                continue
-            async with self._gate:
-                await process_batch(
-                    batch, sink=self._sink, scorer=self._scorer, dead_letter=self._dead_letter
-                )
-            await lane.commit(batch)
+            if batch:
+                rows = await store_batch(batch, sink=self._sink, dead_letter=self._dead_letter)
+                await stored.put((batch, rows))
+
+    async def _score_lane(self, lane: _Lane, stored: _Handoff) -> None:
+        while True:
+            batch, rows = await stored.get()
+            async with self._gate:  # one patient's state is touched by one batch at a time
+                await score_stored(rows, scorer=self._scorer, dead_letter=self._dead_letter)
+            await lane.commit(batch)  # stored and scored: the offsets may move
 
     # Rebalance callbacks run on the live lane's thread, inside its consume call.
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:

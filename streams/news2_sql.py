@@ -15,6 +15,7 @@ __all__ = [
     "READINGS",
     "SCORES",
     "SCORE_STAGING",
+    "SCORE_TYPES",
     "UPGRADE_ALERT",
     "UPSERT_SCORES",
     "UPSERT_SCORE_OBSERVATIONS",
@@ -74,7 +75,11 @@ CREATE TEMP TABLE IF NOT EXISTS news2_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-COPY_SCORES = "COPY news2_staging FROM STDIN"
+COPY_SCORES = "COPY news2_staging FROM STDIN (FORMAT BINARY)"
+SCORE_TYPES = [
+    "uuid", "timestamptz", "uuid", "text", "int2", "text", "bool", "int2", "text", "int2",
+    "jsonb", "jsonb", "timestamptz", "jsonb",
+]  # fmt: skip
 
 UPSERT_SCORES = """
 INSERT INTO news2_scores (patient_key, effective, id, organisation, total, band, red_flag,

@@ -17,6 +17,7 @@ from ingestion.news2_inputs import NEWS2_CODE, input_codes
 from streams import news2_sql as sql
 from streams.news2_sets import stored_reading
 from streams.scoring import AlertDecision, PatientContext, Reading, ScoredSet
+from streams.sinks import JsonbTextDumper, UuidDumper
 
 __all__ = [
     "History",
@@ -151,9 +152,14 @@ async def store_scores(*, conn: AsyncConnection[Any], rendered: Sequence[Rendere
     if not rendered:
         return
     await conn.execute(sql.SCORE_STAGING)
-    async with conn.cursor().copy(sql.COPY_SCORES) as copy:
-        for r in rendered:
-            await copy.write_row(_staging_row(r))
+    async with conn.cursor() as cur:
+        # Binary, with the JSON texts sent as they are: a text COPY escapes every resource.
+        cur.adapters.register_dumper(None, UuidDumper)
+        cur.adapters.register_dumper(None, JsonbTextDumper)
+        async with cur.copy(sql.COPY_SCORES) as copy:
+            copy.set_types(sql.SCORE_TYPES)
+            for r in rendered:
+                await copy.write_row(_staging_row(r))
     params = {"now": rendered[0].issued, "news2_code": NEWS2_CODE}
     await conn.execute(sql.UPSERT_SCORES, params)
     await conn.execute(sql.UPSERT_SCORE_OBSERVATIONS, params)
@@ -162,21 +168,22 @@ async def store_scores(*, conn: AsyncConnection[Any], rendered: Sequence[Rendere
 def _staging_row(r: Rendered) -> tuple[Any, ...]:
     s = r.score
     inputs = {p: {"id": i.id, "effective": i.effective} for p, i in s.inputs.items()}
+    total = None if s.total is None else int(s.total)
     return (
         s.patient_key,
         s.effective,
         s.id,
         s.organisation,
-        s.total,
+        total,
         s.band,
         s.red_flag,
         s.partial_sum,
         s.level,
         s.spo2_scale,
-        orjson.dumps(dict(s.subscores)).decode(),
-        orjson.dumps(inputs).decode(),
+        orjson.dumps(dict(s.subscores)),
+        orjson.dumps(inputs),
         s.oldest_input,
-        r.resource.decode(),
+        r.resource,
     )
 
 

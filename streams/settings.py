@@ -19,7 +19,7 @@ class StreamsSettings(BaseSettings):
     app_id: str = "malestrom-streams"
     # Group join takes about half the session timeout; the embedded mode and tests use ~6 s.
     broker_session_timeout: float = 10.0
-    batch_size: int = 500
+    batch_size: int = 2000
     # Longest time the broker may hold an empty fetch (faust's own default is 1500 ms).
     fetch_max_wait_ms: int = 100
     batch_within: float = 0.1

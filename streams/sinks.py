@@ -26,10 +26,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
 from ingestion.measurement import Measurement
 from ingestion.news2_inputs import ACVPU_CODE, BP_PANEL_CODE, SYSTOLIC_CODE
-from ingestion.rendering import to_observation
+from ingestion.rendering import code_system_of, components_of, to_observation
 from streams.partitions import ensure_days
 
-__all__ = ["ObservationRow", "ObservationSink", "Sink", "measurement_row", "observation_row"]
+__all__ = [
+    "JsonbTextDumper",
+    "ObservationRow",
+    "ObservationSink",
+    "Sink",
+    "UuidDumper",
+    "measurement_row",
+    "observation_row",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +48,6 @@ CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     device text, source text, organisation text, received timestamptz, resource text,
     systolic double precision, acvpu text, on_oxygen boolean, sender text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS malestrom_copied (
-    id text, patient_key text, patient_system text, patient_value text, code_system text,
-    code text, effective timestamptz, value double precision, unit text
-) ON COMMIT DELETE ROWS
 """
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
 _STAGING_TYPES = [
@@ -51,13 +55,10 @@ _STAGING_TYPES = [
     "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
-# The fast path: the columns the latest values and rollups need, then the rows themselves
-# straight into observations (COPY inserts many rows per call, INSERT … SELECT one by one).
+# The fast path: the rows straight into observations (COPY inserts many rows per call,
+# INSERT … SELECT one by one), then the latest values and rollups the writer worked out.
 _SAVEPOINT_SQL = "SAVEPOINT malestrom_copy"
 _ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT malestrom_copy"
-_RELEASE_SQL = "RELEASE SAVEPOINT malestrom_copy"
-_COPIED_SQL = "COPY malestrom_copied FROM STDIN (FORMAT BINARY)"
-_COPIED_TYPES = _STAGING_TYPES[:9]
 _OBSERVATIONS_COPY_SQL = """
 COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
                    device, source, organisation, received, resource, systolic, acvpu,
@@ -72,15 +73,14 @@ INSERT INTO patients (patient_key, identifier_system, identifier_value)
 SELECT DISTINCT patient_key::uuid, patient_system, patient_value FROM {staging}
 ORDER BY 1 ON CONFLICT DO NOTHING
 """
+_NEW_PATIENTS_SQL = """
+INSERT INTO patients (patient_key, identifier_system, identifier_value)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING
+"""
 _KNOWN_PATIENTS = 100_000  # patients the writer remembers as stored, to skip their upsert
 # Only rows actually inserted move the latest values and the rollups, so a replayed batch, which
 # inserts nothing, changes nothing: on the fast path every copied row (the COPY fails whole on a
 # duplicate), on the replay path the rows the INSERT returned.
-_COPIED_ROWS = """
-    SELECT id::uuid AS id, patient_key::uuid AS patient_key, code_system, code, effective,
-           value, unit
-    FROM malestrom_copied
-"""
 _RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
                               components, device, source, organisation, received, resource,
@@ -120,23 +120,89 @@ _ROLLUPS = """, hourly AS (
 )"""
 
 
+# On the fast path every copied row was inserted (the COPY fails whole on a duplicate), so the
+# writer sends the batch's newest value per code and its hourly deltas, worked out in Python,
+# sorted so that concurrent writers lock the latest rows in one order.
+_FAST_LATEST = """
+INSERT INTO observations_latest AS l (patient_key, code_system, code, effective, id, value, unit)
+SELECT * FROM unnest(%(lk)s::uuid[], %(ls)s::text[], %(lc)s::text[], %(le)s::timestamptz[],
+                     %(li)s::uuid[], %(lv)s::float8[], %(lu)s::text[])
+ON CONFLICT (patient_key, code, code_system) DO UPDATE
+SET effective = EXCLUDED.effective, id = EXCLUDED.id, value = EXCLUDED.value,
+    unit = EXCLUDED.unit
+WHERE (EXCLUDED.effective, EXCLUDED.id) > (l.effective, l.id)
+"""
+_FAST_HOURLY = """
+INSERT INTO observations_hourly (patient_key, code_system, code, bucket, n, total, minimum, maximum)
+SELECT * FROM unnest(%(hk)s::uuid[], %(hs)s::text[], %(hc)s::text[], %(hb)s::timestamptz[],
+                     %(hn)s::bigint[], %(ht)s::float8[], %(hmin)s::float8[], %(hmax)s::float8[])
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class _Statements:
     """The writer's last statements for one engine (with rollups, or left to continuous
-    aggregates); each ends the transaction, so the commit costs no round trip of its own."""
+    aggregates)."""
 
-    fast: str  # after the COPY into observations succeeded
-    replay: str  # after it failed on a duplicate
+    fast: str  # after the COPY into observations succeeded; takes the `_Deltas` as parameters
+    replay: str  # after it failed on a duplicate; ends the transaction
+    rollups: bool
 
     @classmethod
     def build(cls, *, rollups: bool) -> _Statements:
         more = _ROLLUPS if rollups else ""
-        fast = _MAINTAIN_SQL.format(inserted=_COPIED_ROWS, rollups=more)
         replay = _MAINTAIN_SQL.format(inserted=_RETURNED_ROWS, rollups=more)
+        fast = f"WITH latest AS ({_FAST_LATEST}) {_FAST_HOURLY}" if rollups else _FAST_LATEST
         return cls(
-            fast=f"{_RELEASE_SQL}; {fast}; COMMIT",
+            fast=fast,
             replay=f"{_PATIENTS_SQL.format(staging='malestrom_staging')}; {replay}; COMMIT",
+            rollups=rollups,
         )
+
+
+def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, list[Any]]:
+    """The newest row per patient and code, and the hourly rollup deltas, of inserted rows."""
+    latest: dict[tuple[str, str, str], ObservationRow] = {}
+    hourly: dict[tuple[str, str, str, dt.datetime], list[float]] = {}
+    for r in rows:
+        key = (r.patient_key, r.code, r.code_system)
+        seen = latest.get(key)
+        if seen is None or (r.effective, r.id) > (seen.effective, seen.id):
+            latest[key] = r
+        if rollups and r.value is not None:
+            hour = r.effective.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+            bucket = hourly.get((r.patient_key, r.code_system, r.code, hour))
+            if bucket is None:
+                hourly[(r.patient_key, r.code_system, r.code, hour)] = [
+                    1,
+                    r.value,
+                    r.value,
+                    r.value,
+                ]
+            else:
+                bucket[0] += 1
+                bucket[1] += r.value
+                bucket[2] = min(bucket[2], r.value)
+                bucket[3] = max(bucket[3], r.value)
+    news = [latest[k] for k in sorted(latest)]
+    groups = sorted(hourly.items())
+    return {
+        "lk": [r.patient_key for r in news],
+        "ls": [r.code_system for r in news],
+        "lc": [r.code for r in news],
+        "le": [r.effective for r in news],
+        "li": [r.id for r in news],
+        "lv": [r.value for r in news],
+        "lu": [r.unit for r in news],
+        "hk": [k[0] for k, _ in groups],
+        "hs": [k[1] for k, _ in groups],
+        "hc": [k[2] for k, _ in groups],
+        "hb": [k[3] for k, _ in groups],
+        "hn": [int(v[0]) for _, v in groups],
+        "ht": [v[1] for _, v in groups],
+        "hmin": [v[2] for _, v in groups],
+        "hmax": [v[3] for _, v in groups],
+    }
 
 
 _LAYOUT_SQL = """
@@ -182,10 +248,11 @@ class Sink(Protocol):
         """Durably write every row, or raise."""
 
 
-def measurement_row(m: Measurement) -> ObservationRow:
-    """The stored row of a measurement: its columns as they are, and its rendered Observation."""
-    resource = to_observation(m)
-    components = resource.get("component")
+def measurement_row(m: Measurement, resource: str | None = None) -> ObservationRow:
+    """The stored row of a measurement: its columns as they are, and its Observation as the
+    edge rendered it (``resource``, JSON text), or rendered here for a record without one."""
+    if resource is None:
+        resource = orjson.dumps(to_observation(m)).decode()
     systolic = None
     if m.code == BP_PANEL_CODE:
         systolic = next((c.value for c in m.components if c.code == SYSTOLIC_CODE), None)
@@ -194,17 +261,17 @@ def measurement_row(m: Measurement) -> ObservationRow:
         patient_key=m.patient_key,
         patient_system=m.patient_system,
         patient_value=m.patient_value,
-        code_system=resource["code"]["coding"][0]["system"],
+        code_system=code_system_of(m),
         code=m.code,
         effective=m.effective,
         value=m.value,
         unit=m.unit,
-        components=orjson.dumps(components).decode() if components else None,
+        components=orjson.dumps(components_of(m)).decode() if m.components else None,
         device=m.device,
         source=m.source,
         organisation=m.organisation,
         received=m.received,
-        resource=orjson.dumps(resource).decode(),
+        resource=resource,
         systolic=systolic,
         acvpu=m.value_code if m.code == ACVPU_CODE else None,
         on_oxygen=m.on_oxygen,
@@ -268,7 +335,7 @@ def _organisation(obs: dict[str, Any]) -> str | None:
     return None
 
 
-class _UuidDumper(Dumper):
+class UuidDumper(Dumper):
     """A uuid as its 16 bytes, from the text the rows carry (or a `uuid.UUID`)."""
 
     format = Format.BINARY
@@ -278,14 +345,14 @@ class _UuidDumper(Dumper):
         return obj.bytes if isinstance(obj, uuid.UUID) else bytes.fromhex(obj.replace("-", ""))
 
 
-class _JsonbDumper(Dumper):
+class JsonbTextDumper(Dumper):
     """JSON text as binary jsonb, without parsing and re-serialising it in Python."""
 
     format = Format.BINARY
     oid = postgres.types["jsonb"].oid
 
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()
+    def dump(self, obj: str | bytes) -> bytes:
+        return b"\x01" + (obj if isinstance(obj, bytes) else obj.encode())
 
 
 class ObservationSink:
@@ -331,27 +398,28 @@ class ObservationSink:
         statements: _Statements,
         rows: Sequence[ObservationRow],
     ) -> None:
-        # The fast path: the few columns the latest values and rollups need into staging, then
-        # the rows straight into observations by COPY (which inserts many rows per call, where
-        # INSERT … SELECT inserts one by one), in as few round trips as possible: the per-batch
+        # The fast path: the rows straight into observations by COPY, then the latest values
+        # and rollup deltas from Python, in as few round trips as possible: the per-batch
         # overhead is what makes a writer slower than a bare COPY.
         async with conn.cursor() as cur:
-            cur.adapters.register_dumper(None, _UuidDumper)
-            cur.adapters.register_dumper(None, _JsonbDumper)
-            # The savepoint by hand, so that it travels with the statements before the COPYs.
+            cur.adapters.register_dumper(None, UuidDumper)
+            cur.adapters.register_dumper(None, JsonbTextDumper)
+            # The savepoint by hand, so that it travels with the statements before the COPY.
             await cur.execute(
                 f"SET LOCAL statement_timeout = {self._statement_timeout_ms}; {_STAGING_SQL};"
                 f" {_SAVEPOINT_SQL}"
             )
-            async with cur.copy(_COPIED_SQL) as copy:
-                copy.set_types(_COPIED_TYPES)
-                for r in rows:
-                    await copy.write_row(
-                        (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
-                         r.code, r.effective, r.value, r.unit)
-                    )  # fmt: skip
-            if not all(r.patient_key in self._patients for r in rows):
-                await cur.execute(_PATIENTS_SQL.format(staging="malestrom_copied"))
+            new = {r.patient_key: r for r in rows if r.patient_key not in self._patients}
+            if new:
+                people = [new[k] for k in sorted(new)]
+                await cur.execute(
+                    _NEW_PATIENTS_SQL,
+                    (
+                        [p.patient_key for p in people],
+                        [p.patient_system for p in people],
+                        [p.patient_value for p in people],
+                    ),
+                )
             try:
                 async with cur.copy(_OBSERVATIONS_COPY_SQL) as copy:
                     copy.set_types(_OBSERVATIONS_TYPES)
@@ -368,7 +436,8 @@ class ObservationSink:
                 self._patients.clear()
                 await self._replay(cur, statements.replay, rows)
             else:
-                await cur.execute(statements.fast)
+                await cur.execute(statements.fast, _deltas(rows, rollups=statements.rollups))
+                await cur.execute("COMMIT")
 
     @staticmethod
     async def _replay(

@@ -2,8 +2,8 @@
 and from which stored column the scorer reads the value.
 
 Ingestion uses it to read ACVPU answers and oxygen status, the writer to fill the typed
-columns (``systolic``, ``acvpu``, ``on_oxygen``), the scorer to turn a stored row back into a
-reading, and the SQL takes its codes as parameters: nothing else lists them.
+columns (``systolic``, ``acvpu``, ``on_oxygen``), the scorer to read a stored row's value from
+the column the table names, and the SQL takes its codes as parameters: nothing else lists them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ __all__ = [
     "input_codes",
     "input_of",
     "parameter_of",
-    "reading_value",
 ]
 
 # NEWS2 total (SNOMED CT, UK edition): derived by malestrom, never received.
@@ -91,19 +90,3 @@ def parameter_of(code: str) -> str | None:
 def input_codes() -> list[str]:
     """Every canonical code that feeds NEWS2 (a parameter for the SQL)."""
     return list(_BY_CODE)
-
-
-def reading_value(
-    code: str,
-    *,
-    value: float | None,
-    systolic: float | None,
-    acvpu: str | None,
-    on_oxygen: bool | None,
-) -> float | bool | str | None:
-    """The value the scorer uses, from a stored row's typed columns (None: not a NEWS2 input)."""
-    found = _BY_CODE.get(code)
-    if found is None:
-        return None
-    chosen = {"value": value, "systolic": systolic, "acvpu": acvpu, "on_oxygen": on_oxygen}
-    return chosen[found.column]

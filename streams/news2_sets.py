@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ingestion.news2_inputs import ACVPU_LETTERS, parameter_of, reading_value
+from ingestion.news2_inputs import ACVPU_LETTERS, input_of
 from streams.scoring import (
     AlertDecision,
     PatientContext,
@@ -60,15 +60,19 @@ def stored_reading(
     on_oxygen: bool | None,
 ) -> Reading | None:
     """The NEWS2 reading a stored row is, from its typed columns (None: not a usable input)."""
-    parameter = parameter_of(code)
-    chosen = reading_value(code, value=value, systolic=systolic, acvpu=acvpu, on_oxygen=on_oxygen)
-    if parameter is None or chosen is None:
+    found = input_of(code)
+    if found is None:
         return None
-    if parameter == "consciousness" and chosen not in ACVPU_LETTERS:
-        return None
-    if isinstance(chosen, int | float) and not isinstance(chosen, bool):
-        chosen = float(chosen)
-    return Reading(parameter, effective, chosen, obs_id)
+    chosen: float | bool | str | None
+    if found.column == "value":
+        chosen = None if value is None else float(value)
+    elif found.column == "systolic":
+        chosen = None if systolic is None else float(systolic)
+    elif found.column == "acvpu":
+        chosen = acvpu if acvpu in ACVPU_LETTERS else None
+    else:
+        chosen = on_oxygen
+    return None if chosen is None else Reading(found.parameter, effective, chosen, obs_id)
 
 
 def lookback(context: PatientContext) -> dt.timedelta:

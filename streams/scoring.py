@@ -108,9 +108,12 @@ def score_times(
     of the parameter, so it is scored again (late data).
     """
     new = list(new)
+    if not new:
+        return []
     affected = {t for t, _ in new}
+    first, last = min(t for t, _ in new), max(t + window for t, window in new)
     for when in set(existing):
-        if any(t < when <= t + window for t, window in new):
+        if first < when <= last and any(t < when <= t + window for t, window in new):
             affected.add(when)
     return sorted(affected)
 

@@ -125,8 +125,9 @@ _ROLLUPS = """, hourly AS (
 # sorted so that concurrent writers lock the latest rows in one order.
 _FAST_LATEST = """
 INSERT INTO observations_latest AS l (patient_key, code_system, code, effective, id, value, unit)
-SELECT * FROM unnest(%(lk)s::uuid[], %(ls)s::text[], %(lc)s::text[], %(le)s::timestamptz[],
-                     %(li)s::uuid[], %(lv)s::float8[], %(lu)s::text[])
+SELECT * FROM json_to_recordset(%(latest)s::json) AS x(
+    patient_key uuid, code_system text, code text, effective timestamptz, id uuid,
+    value double precision, unit text)
 ON CONFLICT (patient_key, code, code_system) DO UPDATE
 SET effective = EXCLUDED.effective, id = EXCLUDED.id, value = EXCLUDED.value,
     unit = EXCLUDED.unit
@@ -134,8 +135,9 @@ WHERE (EXCLUDED.effective, EXCLUDED.id) > (l.effective, l.id)
 """
 _FAST_HOURLY = """
 INSERT INTO observations_hourly (patient_key, code_system, code, bucket, n, total, minimum, maximum)
-SELECT * FROM unnest(%(hk)s::uuid[], %(hs)s::text[], %(hc)s::text[], %(hb)s::timestamptz[],
-                     %(hn)s::bigint[], %(ht)s::float8[], %(hmin)s::float8[], %(hmax)s::float8[])
+SELECT * FROM json_to_recordset(%(hourly)s::json) AS x(
+    patient_key uuid, code_system text, code text, bucket timestamptz, n bigint,
+    total double precision, minimum double precision, maximum double precision)
 """
 
 
@@ -160,7 +162,7 @@ class _Statements:
         )
 
 
-def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, list[Any]]:
+def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, str]:
     """The newest row per patient and code, and the hourly rollup deltas, of inserted rows."""
     latest: dict[tuple[str, str, str], ObservationRow] = {}
     hourly: dict[tuple[str, str, str, dt.datetime], list[float]] = {}
@@ -184,24 +186,19 @@ def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, list[
                 bucket[1] += r.value
                 bucket[2] = min(bucket[2], r.value)
                 bucket[3] = max(bucket[3], r.value)
+    # As JSON, serialised in one call by orjson: psycopg's array dumpers cost more per value.
     news = [latest[k] for k in sorted(latest)]
-    groups = sorted(hourly.items())
+    fields = ("patient_key", "code_system", "code", "effective", "id", "value", "unit")
+    sums = ("n", "total", "minimum", "maximum")
     return {
-        "lk": [r.patient_key for r in news],
-        "ls": [r.code_system for r in news],
-        "lc": [r.code for r in news],
-        "le": [r.effective for r in news],
-        "li": [r.id for r in news],
-        "lv": [r.value for r in news],
-        "lu": [r.unit for r in news],
-        "hk": [k[0] for k, _ in groups],
-        "hs": [k[1] for k, _ in groups],
-        "hc": [k[2] for k, _ in groups],
-        "hb": [k[3] for k, _ in groups],
-        "hn": [int(v[0]) for _, v in groups],
-        "ht": [v[1] for _, v in groups],
-        "hmin": [v[2] for _, v in groups],
-        "hmax": [v[3] for _, v in groups],
+        "latest": orjson.dumps([{f: getattr(r, f) for f in fields} for r in news]).decode(),
+        "hourly": orjson.dumps(
+            [
+                {"patient_key": k[0], "code_system": k[1], "code": k[2], "bucket": k[3]}
+                | dict(zip(sums, v, strict=True))
+                for k, v in sorted(hourly.items())
+            ]
+        ).decode(),
     }
 
 

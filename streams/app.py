@@ -13,8 +13,10 @@ one idempotent producer, a batch at a time.
   partition number: both topics have the same partition count and every producer the same
   partitioner), so one worker owns a patient's NEWS2 state in both lanes. Its offsets are kept
   under the group ``app_id.backfill``.
-- Batches are scored one at a time, in arrival order (a FIFO lock): a live batch waits at most
-  for the one backfill batch being scored, never for the backlog behind it.
+- Live batches come first: batches are scored one at a time (a lock), the backfill lane stores
+  or scores a batch only while no live batch is in flight, and takes small batches
+  (``backfill_batch_size``) while live readings keep coming; so a reading measured now waits
+  for at most one small backfill batch, never for the backlog behind it.
 
 Faust is not used: its per-event machinery and one awaited send per record cost more than the
 whole rest of the pipeline (see ``bench/pipeline_bench.py``).
@@ -28,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -102,6 +105,35 @@ class _Lane:
         self._thread.shutdown(wait=False)
 
 
+class _LivePriority:
+    """Live batches first: the backfill lane waits while a live batch is in flight, and takes
+    small batches while live readings keep coming, so a reading measured now waits for at
+    most one small backfill batch."""
+
+    def __init__(self, *, quiet_after: float = 1.0) -> None:
+        self._quiet_after = quiet_after
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last = -quiet_after
+
+    def live_started(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        self._last = time.monotonic()
+
+    def live_done(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def live_idle(self) -> None:
+        await self._idle.wait()
+
+    def live_lately(self) -> bool:
+        return time.monotonic() - self._last < self._quiet_after
+
+
 class StreamsWorker:
     """The streams worker process: lanes, the NEWS2 stage, timers, heartbeat."""
 
@@ -109,7 +141,7 @@ class StreamsWorker:
         self._settings = settings
         self._topics = Topics(settings.topic_prefix)
         self._pool = AsyncConnectionPool(
-            settings.database_url.get_secret_value(), open=False, min_size=1, max_size=4
+            settings.database_url.get_secret_value(), open=False, min_size=2, max_size=8
         )
         self._publisher = KafkaPublisher(bootstrap=settings.kafka_bootstrap)
         self._sink = ObservationSink(self._pool)
@@ -123,6 +155,7 @@ class StreamsWorker:
         backfill_group = f"{settings.app_id}.backfill"
         self._backfill = _Lane("backfill", _consumer_config(settings, backfill_group))
         self._gate = asyncio.Lock()
+        self._priority = _LivePriority()
         self._owned: set[int] = set()
         self._pending: set[Any] = set()  # backfill assignments on their way
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -164,7 +197,8 @@ class StreamsWorker:
         # so the worker's Python and the database work at the same time.
         stored: _Handoff = asyncio.Queue(maxsize=1)
         await asyncio.gather(
-            self._store_lane(lane, stored, backfill=backfill), self._score_lane(lane, stored)
+            self._store_lane(lane, stored, backfill=backfill),
+            self._score_lane(lane, stored, backfill=backfill),
         )
 
     async def _store_lane(
@@ -174,21 +208,33 @@ class StreamsWorker:
         *,
         backfill: bool,
     ) -> None:
-        size, within = self._settings.batch_size, self._settings.batch_within
+        s = self._settings
         while True:
-            batch = await lane.consume(size, within)
+            size = s.batch_size
+            if backfill and self._priority.live_lately():
+                size = s.backfill_batch_size  # small, so a live batch never waits long
+            batch = await lane.consume(size, s.batch_within)
             if backfill:  # a partition revoked while its batch was in flight: not ours now
                 batch = [env for env in batch if env.partition in self._owned]
-            if batch:
-                rows = await store_batch(batch, sink=self._sink, dead_letter=self._dead_letter)
-                await stored.put((batch, rows))
+            if not batch:
+                continue
+            if backfill:
+                await self._priority.live_idle()
+            else:
+                self._priority.live_started()
+            rows = await store_batch(batch, sink=self._sink, dead_letter=self._dead_letter)
+            await stored.put((batch, rows))
 
-    async def _score_lane(self, lane: _Lane, stored: _Handoff) -> None:
+    async def _score_lane(self, lane: _Lane, stored: _Handoff, *, backfill: bool) -> None:
         while True:
             batch, rows = await stored.get()
+            if backfill:
+                await self._priority.live_idle()
             async with self._gate:  # one patient's state is touched by one batch at a time
                 await score_stored(rows, scorer=self._scorer, dead_letter=self._dead_letter)
             await lane.commit(batch)  # stored and scored: the offsets may move
+            if not backfill:
+                self._priority.live_done()
 
     # Rebalance callbacks run on the live lane's thread, inside its consume call.
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -250,8 +296,11 @@ def _consumer_config(settings: StreamsSettings, group: str) -> dict[str, Any]:
         "session.timeout.ms": session_ms,
         "heartbeat.interval.ms": max(500, session_ms // 6),
         # A broker that holds an empty fetch for the whole wait (Tansu does) would add it to
-        # every reading's way to the nurse.
+        # every reading's way to the nurse; and librdkafka waits fetch.error.backoff.ms (500 ms
+        # by default) after every empty answer before it fetches again: measured as a 0.5-1 s
+        # tail on the alert latency.
         "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        "fetch.error.backoff.ms": 20,
         "partition.assignment.strategy": "range",
     }
 

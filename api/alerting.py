@@ -6,6 +6,7 @@ Keyword-only functions over an async connection, as in `api.queries`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -117,7 +118,7 @@ async def put_organisation_settings(
             context_freshness_minutes, ack_timeout_minutes, updated_by, updated_at)
         VALUES (%(org)s, %(name)s, %(policy)s, %(fresh)s, %(context)s, %(ack)s, %(by)s, %(now)s)
         ON CONFLICT (org_id) DO UPDATE SET
-            name = EXCLUDED.name, policy = EXCLUDED.policy,
+            name = coalesce(EXCLUDED.name, organisations.name), policy = EXCLUDED.policy,
             freshness_minutes = EXCLUDED.freshness_minutes,
             context_freshness_minutes = EXCLUDED.context_freshness_minutes,
             ack_timeout_minutes = EXCLUDED.ack_timeout_minutes,
@@ -139,7 +140,7 @@ async def put_organisation_settings(
 async def list_alerts(
     *,
     conn: AsyncConnection[Any],
-    organisation: str | None,
+    organisations: Sequence[str] | None,
     status: str | None,
     level: str | None,
     patient_key: str | None,
@@ -151,7 +152,7 @@ async def list_alerts(
         f"""
         SELECT {ALERT_COLUMNS}
         FROM alerts a JOIN patients p ON p.patient_key = a.patient_key
-        WHERE (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
+        WHERE (%(all)s OR a.organisation = ANY(%(orgs)s::text[]))
           AND (%(status)s::text IS NULL OR a.status = %(status)s::text)
           AND (%(level)s::text IS NULL OR a.level = %(level)s::text)
           AND (%(patient)s::uuid IS NULL OR a.patient_key = %(patient)s::uuid)
@@ -159,7 +160,8 @@ async def list_alerts(
         LIMIT %(limit)s
         """,  # noqa: S608 - the only interpolation is a constant column list
         {
-            "org": organisation,
+            "all": organisations is None,
+            "orgs": list(organisations or ()),
             "status": status,
             "level": level,
             "patient": patient_key,
@@ -238,7 +240,7 @@ async def alert_events_after(
     *,
     conn: AsyncConnection[Any],
     after: int,
-    organisation: str | None,
+    organisations: Sequence[str] | None,
     skip: list[int] | None = None,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
@@ -252,26 +254,33 @@ async def alert_events_after(
         JOIN alerts a ON a.id = e.alert_id
         JOIN patients p ON p.patient_key = a.patient_key
         WHERE e.id > %(after)s AND NOT (e.id = ANY(%(skip)s::bigint[]))
-          AND (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
+          AND (%(all)s OR a.organisation = ANY(%(orgs)s::text[]))
         ORDER BY e.id
         LIMIT %(limit)s
         """,  # noqa: S608 - the only interpolation is a constant column list
-        {"after": after, "skip": skip or [], "org": organisation, "limit": limit},
+        {
+            "after": after,
+            "skip": skip or [],
+            "all": organisations is None,
+            "orgs": list(organisations or ()),
+            "limit": limit,
+        },
     )
     return await cur.fetchall()
 
 
 async def organisation_board(
-    *, conn: AsyncConnection[Any], organisation: str
+    *, conn: AsyncConnection[Any], organisations: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Every patient of the organisation with their latest scores and active alert."""
+    """Every patient of the organisations with their latest scores and active alert."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """
         WITH members AS (
-            SELECT patient_key FROM patient_settings WHERE organisation = %(org)s
+            SELECT patient_key FROM patient_settings WHERE organisation = ANY(%(orgs)s::text[])
             UNION
-            SELECT DISTINCT patient_key FROM news2_scores WHERE organisation = %(org)s
+            SELECT DISTINCT patient_key FROM news2_scores
+            WHERE organisation = ANY(%(orgs)s::text[])
         )
         SELECT p.patient_key::text AS patient_key, p.identifier_system, p.identifier_value,
                latest.scores, alert.id::text AS alert_id, alert.level AS alert_level,
@@ -293,7 +302,7 @@ async def organisation_board(
             ORDER BY CASE level WHEN 'emergency' THEN 0 ELSE 1 END, raised_at DESC LIMIT 1
         ) alert ON true
         """,
-        {"org": organisation},
+        {"orgs": list(organisations)},
     )
     return await cur.fetchall()
 

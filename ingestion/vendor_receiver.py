@@ -70,7 +70,8 @@ async def post_vendor(
             template, payload, received=dt.datetime.now(dt.UTC), mode=receiver.mode
         )
         measurements = [r.measurement for r in readings]
-        known = await accept(receiver, measurements, headers[CORRELATION_HEADER])
+        sender = receiver.sender_of(request)
+        known = await accept(receiver, measurements, headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
         response = invalid_response(exc)
         response.headers.update(headers)

@@ -7,9 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from api import alerting, queries
-from api.deps import PoolDep, SettingsDep
+from api import alerting
+from api.auth.access import (
+    allowed_organisations,
+    organisations_in_view,
+    patient_access,
+    record_access,
+    require_organisation,
+    require_person,
+)
+from api.deps import CorrelationDep, PoolDep, ReadDep, SettingsDep, SettingsWriterDep
+from api.known import register_organisations
 from api.models import OrganisationSettingsUpdate, PatientSettingsUpdate
+from api.routes import params as p
+from api.routes.params import org_number_param
 from ingestion.exceptions import InvalidReadingError
 from ingestion.identifiers import parse_person_number, patient_key
 
@@ -22,9 +33,15 @@ _LEVEL_RANK = {"none": 0, "urgent": 1, "emergency": 2}
 
 @router.put("/patients/news2-settings")
 async def put_patient_settings(
-    body: PatientSettingsUpdate, pool: PoolDep, settings: SettingsDep
+    body: PatientSettingsUpdate,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: SettingsWriterDep,
+    correlation: CorrelationDep,
 ) -> dict[str, Any]:
-    """Set a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows, schedule."""
+    """Set a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows, schedule.
+    Who set them comes from the login; a patient of another organisation is refused."""
+    require_person(principal)
     try:
         parse_person_number(
             body.patient.value, system=body.patient.system, mode=settings.identity_mode
@@ -32,39 +49,51 @@ async def put_patient_settings(
     except InvalidReadingError as exc:
         exc.expression = "patient.value"
         raise
+    if body.organisation is not None:
+        org_number_param(body.organisation, "organisation")
     key = str(patient_key(body.patient.system, body.patient.value))
     values = body.model_dump(exclude={"patient", "set_by"})
     async with pool.connection() as conn:
+        organisations = await allowed_organisations(conn=conn, principal=principal)
+        current = await alerting.get_patient_settings(conn=conn, patient_key=key)
+        placed: set[str | None] = {body.organisation, (current or {}).get("organisation")}
+        for org in placed - {None}:
+            require_organisation(principal, organisations, str(org))
+        if body.organisation is not None:
+            await register_organisations(conn=conn, numbers={body.organisation}, by=principal.actor)
         await alerting.put_patient_settings(
             conn=conn,
             patient_key=key,
             identifier=(body.patient.system, body.patient.value),
             settings=values,
-            set_by=body.set_by,
+            set_by=principal.actor,
             now=_now(),
         )
-    return {"patient_key": key, **values, "set_by": body.set_by}
+        await record_access(
+            conn=conn, principal=principal, patient_keys=[key], action="update",
+            resource="news2-settings", correlation_id=correlation,
+        )  # fmt: skip
+    return {"patient_key": key, **values, "set_by": principal.actor}
 
 
 @router.get("/patients/news2-settings")
 async def get_patient_settings(
     pool: PoolDep,
+    principal: ReadDep,
+    correlation: CorrelationDep,
     identifier: str = Query(alias="patient.identifier"),
-    agent: str = Query("anonymous", description="who reads, for the access log"),
 ) -> dict[str, Any]:
     """A patient's NEWS2 settings, with who set them and when."""
-    system, _, value = identifier.rpartition("|")
-    key = str(patient_key(system or "urn:oid:2.16.578.1.12.4.1.4.1", value))
     async with pool.connection() as conn:
-        found = await alerting.get_patient_settings(conn=conn, patient_key=key)
-        await queries.record_audit(
-            conn=conn,
-            patient_keys={key} if found else set(),
-            agent=agent,
-            action="read",
-            resource="news2-settings",
-            outcome="success" if found else "not-found",
+        keys, decision = await patient_access(
+            conn=conn, principal=principal, patient=p.patient_param(identifier)
         )
+        found = await alerting.get_patient_settings(conn=conn, patient_key=keys[0])
+        await record_access(
+            conn=conn, principal=principal, patient_keys=keys if found else [],
+            action="read", resource="news2-settings", correlation_id=correlation,
+            decision=decision, outcome="success" if found else "not-found",
+        )  # fmt: skip
     if found is None:
         raise InvalidReadingError("no NEWS2 settings for this patient", code="not-found")
     return found
@@ -72,38 +101,44 @@ async def get_patient_settings(
 
 @router.put("/organisations/{org_id}/news2-settings")
 async def put_organisation_settings(
-    org_id: str, body: OrganisationSettingsUpdate, pool: PoolDep
+    org_id: str, body: OrganisationSettingsUpdate, pool: PoolDep, principal: SettingsWriterDep
 ) -> dict[str, Any]:
-    """Set an organisation's escalation policy, freshness windows and acknowledgement time."""
+    """Set an organisation's escalation policy, freshness windows and acknowledgement time
+    (one's own organisation or a unit of it)."""
+    require_person(principal)
+    org_number_param(org_id, "org_id")
     values = body.model_dump(exclude={"set_by"})
     async with pool.connection() as conn:
+        organisations = await allowed_organisations(conn=conn, principal=principal)
+        require_organisation(principal, organisations, org_id)
         await alerting.put_organisation_settings(
-            conn=conn, org_id=org_id, settings=values, set_by=body.set_by, now=_now()
+            conn=conn, org_id=org_id, settings=values, set_by=principal.actor, now=_now()
         )
-    return {"org_id": org_id, **values, "set_by": body.set_by}
+    return {"org_id": org_id, **values, "set_by": principal.actor}
 
 
 @router.get("/board")
 async def board(
     pool: PoolDep,
-    organisation: str,
-    agent: str = Query("anonymous", description="who reads, for the access log"),
+    principal: ReadDep,
+    correlation: CorrelationDep,
+    organisation: str | None = None,
 ) -> dict[str, Any]:
-    """Every patient of the organisation: NEWS2, trend, input age, alert; most urgent first."""
+    """Every patient of the organisation (default: all of the caller's): NEWS2, trend, input
+    age, alert; most urgent first."""
     now = _now()
     async with pool.connection() as conn:
-        rows = await alerting.organisation_board(conn=conn, organisation=organisation)
-        await queries.record_audit(
-            conn=conn,
-            patient_keys={r["patient_key"] for r in rows},
-            agent=agent,
-            action="read",
-            resource="board",
-            outcome="success",
-            organisation=organisation,
+        organisations = await organisations_in_view(
+            conn=conn, principal=principal, requested=organisation
         )
+        rows = await alerting.organisation_board(conn=conn, organisations=organisations)
+        await record_access(
+            conn=conn, principal=principal, patient_keys=[r["patient_key"] for r in rows],
+            action="read", resource="board", correlation_id=correlation, count=len(rows),
+        )  # fmt: skip
     patients = sorted((_board_row(r, now) for r in rows), key=_urgency)
-    return {"organisation": organisation, "generated_at": now.isoformat(), "patients": patients}
+    shown = organisation or principal.organisation
+    return {"organisation": shown, "generated_at": now.isoformat(), "patients": patients}
 
 
 def _board_row(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:

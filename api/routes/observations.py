@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import queries
-from api.deps import PoolDep
+from api.auth.access import Decision, patient_access, record_access
+from api.auth.principals import Principal
+from api.deps import CorrelationDep, PoolDep, ReaderDep
 from api.routes import params as p
 from api.storage import aggregate_grains, plan_segments
 from ingestion.responses import FhirResponse
@@ -25,20 +27,34 @@ STATISTICS_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-statistic
 
 
 @router.get("/fhir/Observation")
-async def search_get(request: Request, pool: PoolDep) -> Response:
+async def search_get(
+    request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
+) -> Response:
     """Search a patient's Observations (code, date, _sort, _count), one keyset page."""
-    return await _search(request, pool, request.query_params.multi_items())
+    items = request.query_params.multi_items()
+    return await search(request, pool, items, principal=principal, correlation=correlation)
 
 
 @router.post("/fhir/Observation/_search")
-async def search_post(request: Request, pool: PoolDep) -> Response:
+async def search_post(
+    request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
+) -> Response:
     """The same search with the parameters in a form body (as PMD clients send it)."""
     form = await request.form()
     items = [*request.query_params.multi_items(), *((k, str(v)) for k, v in form.multi_items())]
-    return await _search(request, pool, items)
+    return await search(request, pool, items, principal=principal, correlation=correlation)
 
 
-async def _search(request: Request, pool: PoolDep, items: list[tuple[str, str]]) -> Response:
+async def search(
+    request: Request,
+    pool: PoolDep,
+    items: list[tuple[str, str]],
+    *,
+    principal: Principal,
+    correlation: str,
+    next_path: str = "/fhir/Observation",
+) -> Response:
+    """One page of a patient's Observations, for a caller allowed to read them."""
     single = dict(items)
     patient = p.patient_param(single.get("patient.identifier"))
     codes = p.codes_param(single.get("code"))
@@ -47,12 +63,12 @@ async def _search(request: Request, pool: PoolDep, items: list[tuple[str, str]])
     count = p.count_param(single.get("_count"))
     after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None
     async with pool.connection() as conn:
-        keys = await queries.patient_keys(conn=conn, patient=patient)
+        keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
         rows = await queries.search_observations(
             conn=conn, keys=keys, codes=codes, dates=dates, newest_first=newest_first,
             after=after, count=count + 1,
         )  # fmt: skip
-        await _audit(conn, keys, "search", {"count": min(len(rows), count)})
+        await _audit(conn, principal, keys, decision, "search", min(len(rows), count), correlation)
     base = str(request.base_url).rstrip("/")
     links = [{"relation": "self", "url": str(request.url)}]
     if len(rows) > count:
@@ -62,7 +78,7 @@ async def _search(request: Request, pool: PoolDep, items: list[tuple[str, str]])
         links.append(
             {
                 "relation": "next",
-                "url": f"{base}/fhir/Observation?{urlencode([*kept, ('_cursor', cursor)])}",
+                "url": f"{base}{next_path}?{urlencode([*kept, ('_cursor', cursor)])}",
             }
         )
     entries = [_entry(base, rid, resource) for _, rid, resource, _ in rows[:count]]
@@ -71,16 +87,18 @@ async def _search(request: Request, pool: PoolDep, items: list[tuple[str, str]])
 
 
 @router.get("/fhir/Observation/$lastn")
-async def lastn(request: Request, pool: PoolDep) -> Response:
+async def lastn(
+    request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
+) -> Response:
     """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all)."""
     params = request.query_params
     patient = p.patient_param(params.get("patient.identifier"))
     codes = p.codes_param(params.get("code"))
     max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
     async with pool.connection() as conn:
-        keys = await queries.patient_keys(conn=conn, patient=patient)
+        keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
         rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
-        await _audit(conn, keys, "lastn", {"count": len(rows)})
+        await _audit(conn, principal, keys, decision, "lastn", len(rows), correlation)
     base = str(request.base_url).rstrip("/")
     return FhirResponse(
         {
@@ -94,7 +112,9 @@ async def lastn(request: Request, pool: PoolDep) -> Response:
 
 
 @router.get("/fhir/Observation/$stats")
-async def stats(request: Request, pool: PoolDep) -> Response:
+async def stats(
+    request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
+) -> Response:
     """FHIR ``$stats``: a Parameters resource with one ``statistic`` Observation per code,
     one component per statistic (average, minimum, maximum, count, sum) over the period."""
     params = request.query_params
@@ -104,7 +124,7 @@ async def stats(request: Request, pool: PoolDep) -> Response:
     wanted = p.statistics_param(params.get("statistic"))
     results: list[dict[str, Any]] = []
     async with pool.connection() as conn:
-        keys = await queries.patient_keys(conn=conn, patient=patient)
+        keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
         for code in codes:
             segments = plan_segments(start, end, aggregate_grains([code], ["daily", "hourly"]))
             units = await queries.latest_units(conn=conn, keys=keys, codes=[code])
@@ -112,7 +132,7 @@ async def stats(request: Request, pool: PoolDep) -> Response:
                 conn=conn, keys=keys, codes=[code], segments=segments, width=None
             )
             results.append(_statistic(patient, code, units, buckets, wanted, start, end))
-        await _audit(conn, keys, "stats", {"codes": len(codes)})
+        await _audit(conn, principal, keys, decision, "stats", len(results), correlation)
     return FhirResponse(
         {
             "resourceType": "Parameters",
@@ -166,15 +186,24 @@ def _statistic(
     }
 
 
-async def _audit(conn: Any, keys: list[str], action: str, detail: dict[str, Any]) -> None:
-    await queries.record_audit(
+async def _audit(
+    conn: Any,
+    principal: Principal,
+    keys: list[str],
+    decision: Decision,
+    action: str,
+    count: int,
+    correlation: str,
+) -> None:
+    await record_access(
         conn=conn,
-        patient_keys=set(keys),
-        agent="anonymous",
+        principal=principal,
+        patient_keys=keys,
         action=action,
         resource="Observation",
-        outcome="success",
-        detail=detail,
+        correlation_id=correlation,
+        decision=decision,
+        count=count,
     )
 
 

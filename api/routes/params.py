@@ -12,6 +12,7 @@ import re
 
 from api.queries import CodeRef, DateBound, PatientRef
 from ingestion.exceptions import InvalidReadingError
+from ingestion.performers import valid_org_number
 
 __all__ = [
     "MAX_COUNT",
@@ -22,6 +23,7 @@ __all__ = [
     "encode_cursor",
     "instant",
     "instant_range",
+    "org_number_param",
     "patient_param",
     "period_param",
     "positive_int_param",
@@ -58,6 +60,17 @@ def patient_param(value: str | None) -> PatientRef:
     if not ident:
         raise _invalid("patient.identifier needs a value after '|'", "patient.identifier", "value")
     return system or None, ident
+
+
+def org_number_param(value: str, expression: str) -> str:
+    """An organisation number: 9 digits with a valid mod-11 check digit (Enhetsregisteret)."""
+    if not valid_org_number(value):
+        raise _invalid(
+            "an organisation number has 9 digits and a valid mod-11 check digit",
+            expression,
+            "value",
+        )
+    return value
 
 
 def codes_param(value: str | None, *, required: bool = False) -> list[CodeRef]:

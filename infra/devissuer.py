@@ -103,8 +103,10 @@ class DevIssuer:
             issuer = json.loads(meta_file.read_text())["issuer"] if meta_file.exists() else None
         if issuer is None:
             issuer = f"http://127.0.0.1:8080{DEV_ISSUER_PATH}"
-        meta_file.write_text(json.dumps({"issuer": issuer}))
-        (directory / "jwks.json").write_text(json.dumps(KeySet([key]).as_dict(private=False)))
+        _write_if_changed(meta_file, json.dumps({"issuer": issuer}))
+        _write_if_changed(
+            directory / "jwks.json", json.dumps(KeySet([key]).as_dict(private=False))
+        )
         return cls(directory, issuer, key)
 
     @property
@@ -164,6 +166,12 @@ class DevIssuer:
                 claims[name] = value
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
         return Minted(jwt.encode(header, claims, self.key), dpop_key, claims)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` unless the file holds it already (the directory may be read-only)."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def _staff_claims(

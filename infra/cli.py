@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("path", help="e.g. /api/v1/board or '/fhir/Observation?code=8867-4'")
     call.add_argument("--data", default=None, help="a file with the request body, or - (stdin)")
     call.add_argument("--content-type", default="application/json")
+    call.add_argument("--stream", action="store_true", help="print a stream (SSE) as it comes")
     call.add_argument("--url", default="http://127.0.0.1:8080", help="the API's base URL")
     _token_options(call)
     return parser
@@ -214,10 +215,15 @@ def _call(args: argparse.Namespace) -> int:
     body = Path(args.data).read_bytes() if args.data else None
     if args.data == "-":
         body = sys.stdin.buffer.read()
-    with httpx.Client(base_url=args.url, timeout=30.0) as client:
-        response = client.request(
-            args.method.upper(), args.path, content=body, headers=headers, auth=minted.auth()
-        )
+    request: dict[str, Any] = {"content": body, "headers": headers, "auth": minted.auth()}
+    with httpx.Client(base_url=args.url, timeout=httpx.Timeout(30.0, read=None)) as client:
+        if args.stream:  # Server-Sent Events: print each line as it arrives, until Ctrl-C
+            with client.stream(args.method.upper(), args.path, **request) as response:
+                print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201
+                for line in response.iter_lines():
+                    print(line, flush=True)  # noqa: T201 - the command's output
+            return 0 if response.is_success else 1
+        response = client.request(args.method.upper(), args.path, **request)
     print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201 - the command's output
     try:
         print(json.dumps(response.json(), indent=2, ensure_ascii=False))  # noqa: T201

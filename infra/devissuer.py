@@ -104,9 +104,7 @@ class DevIssuer:
         if issuer is None:
             issuer = f"http://127.0.0.1:8080{DEV_ISSUER_PATH}"
         _write_if_changed(meta_file, json.dumps({"issuer": issuer}))
-        _write_if_changed(
-            directory / "jwks.json", json.dumps(KeySet([key]).as_dict(private=False))
-        )
+        _write_if_changed(directory / "jwks.json", json.dumps(KeySet([key]).as_dict(private=False)))
         return cls(directory, issuer, key)
 
     @property

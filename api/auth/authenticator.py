@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from api.auth.dpop import ProofVerifier
@@ -9,10 +10,12 @@ from api.auth.errors import InvalidProofError, InvalidTokenError
 from api.auth.keys import JwksSource
 from api.auth.principals import Principal, principal_from
 from api.auth.replay import ReplayStore
-from api.auth.tokens import Issuer, IssuerKind, TokenVerifier
+from api.auth.tokens import Issuer, IssuerKind, TokenVerifier, VerifiedToken
 from api.settings import ApiSettings
 
 __all__ = ["Authenticator", "RequestFacts", "build_authenticator"]
+
+_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Authenticator:
         self._proofs = proofs
         self._replay = replay
         self._settings = settings
+        self._principals: OrderedDict[bytes, Principal] = OrderedDict()
 
     async def authenticate(self, request: RequestFacts) -> Principal:
         """Authenticate one request.
@@ -49,7 +53,7 @@ class Authenticator:
         """
         token = _dpop_token(request.authorization)
         verified = await self._tokens.verify(token)
-        principal = principal_from(verified, mode=self._settings.identity_mode)
+        principal = self._principal(verified)
         if len(request.proofs) != 1:
             raise InvalidProofError(
                 "send exactly one DPoP header with a proof (RFC 9449)"
@@ -65,6 +69,16 @@ class Authenticator:
             jkt=jkt,
         )
         await self._replay.claim(jkt=jkt, jti=proof.jti, iat=proof.iat)
+        return principal
+
+    def _principal(self, verified: VerifiedToken) -> Principal:
+        """The token's principal, made once per token (bounded memory)."""
+        principal = self._principals.get(verified.sha256)
+        if principal is None:
+            principal = principal_from(verified, mode=self._settings.identity_mode)
+            self._principals[verified.sha256] = principal
+            if len(self._principals) > _CACHE_SIZE:
+                self._principals.popitem(last=False)
         return principal
 
 

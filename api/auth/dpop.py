@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
@@ -22,6 +24,7 @@ PROOF_WINDOW_S = 60
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _KEY_TYPES = frozenset({"RSA", "EC"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_KEY_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class ProofVerifier:
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
+        self._keys: OrderedDict[str, tuple[Any, str]] = OrderedDict()  # jwk → key, thumbprint
 
     def verify(self, proof: str, *, method: str, url: str, token_sha256: bytes, jkt: str) -> Proof:
         """Verify ``proof`` for a request of ``method`` to ``url`` with the given token.
@@ -60,11 +64,23 @@ class ProofVerifier:
         opened = open_compact(proof, what="DPoP proof", error=InvalidProofError)
         if opened.header.get("typ") != "dpop+jwt":
             raise InvalidProofError("the DPoP proof's typ must be dpop+jwt")
-        key = _public_key(opened.header.get("jwk"))
-        if key.thumbprint() != jkt:
+        key, thumbprint = self._key(opened.header.get("jwk"))
+        if thumbprint != jkt:
             raise InvalidProofError("the DPoP proof's key is not the one the token is bound to")
         verify(opened, key, what="DPoP proof", error=InvalidProofError)
         return self._check_claims(opened.claims, method, url, token_sha256)
+
+    def _key(self, jwk: Any) -> tuple[Any, str]:
+        """The proof's public key and its thumbprint; a client's key is imported once."""
+        _require_public(jwk)
+        text = orjson.dumps(jwk, option=orjson.OPT_SORT_KEYS).decode()
+        found = self._keys.get(text)
+        if found is None:
+            key = _import(jwk)
+            found = self._keys[text] = (key, key.thumbprint())
+            if len(self._keys) > _KEY_CACHE_SIZE:
+                self._keys.popitem(last=False)
+        return found
 
     def _check_claims(
         self, claims: dict[str, Any], method: str, url: str, token_sha256: bytes
@@ -88,17 +104,21 @@ class ProofVerifier:
         return Proof(jti, float(iat))
 
 
-def _public_key(jwk: Any) -> Any:
+def _require_public(jwk: Any) -> None:
     if not isinstance(jwk, dict):
         raise InvalidProofError("the DPoP proof's header has no jwk")
     if jwk.get("kty") not in _KEY_TYPES:
         raise InvalidProofError("the DPoP proof's jwk must be an RSA or EC public key")
     if _PRIVATE_MEMBERS & jwk.keys():
         raise InvalidProofError("the DPoP proof's jwk contains private key material")
+
+
+def _import(jwk: dict[str, Any]) -> Any:
     try:
         return JWKRegistry.import_key(jwk)
     except (JoseError, ValueError, TypeError) as exc:
-        raise InvalidProofError(f"the DPoP proof's jwk is not a valid key ({exc})") from exc
+        name = type(exc).__name__
+        raise InvalidProofError(f"the DPoP proof's jwk is not a valid key ({name})") from exc
 
 
 def _safe_normalise(url: str) -> str | None:

@@ -31,12 +31,15 @@ class MemoryReplayCache:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], float] = {}
+        self._purged_at = time.monotonic()
 
     async def claim(self, *, jkt: str, jti: str, iat: float) -> None:
         """Remember ``jti``; refuse it when seen before within the window."""
         now = time.time()
-        self._seen = {k: v for k, v in self._seen.items() if v > now}
-        if (jkt, jti) in self._seen:
+        if time.monotonic() - self._purged_at > _PURGE_EVERY_S:
+            self._purged_at = time.monotonic()
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+        if self._seen.get((jkt, jti), 0.0) > now:
             raise InvalidProofError("the DPoP proof's jti was used before (a replay)")
         self._seen[(jkt, jti)] = max(iat, now) + PROOF_WINDOW_S + 5
 

@@ -64,26 +64,30 @@ class TokenVerifier:
         self._issuers = {i.name: i for i in issuers}
         self._audience = audience
         self._clock = clock
-        self._verified: OrderedDict[bytes, Issuer] = OrderedDict()
+        self._verified: OrderedDict[bytes, VerifiedToken] = OrderedDict()
 
     async def verify(self, token: str) -> VerifiedToken:
-        """Verify ``token`` completely.
+        """Verify ``token`` completely (its signature only the first time it is seen).
 
         Raises:
             InvalidTokenError: saying which check failed.
         """
         digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            self._check_claims(known.claims)
+            return known
         opened = open_compact(token, what="access token", error=InvalidTokenError)
         typ = str(opened.header.get("typ", "")).lower()
         if typ not in _TOKEN_TYPES:
             raise InvalidTokenError(f"the access token's typ must be at+jwt or JWT, not {typ!r}")
         issuer = self._issuer_of(opened.claims)
-        if self._verified.get(digest) is not issuer:
-            key = await issuer.keys.key(opened.header.get("kid"))
-            verify(opened, key, what="access token", error=InvalidTokenError)
-            self._remember(digest, issuer)
+        key = await issuer.keys.key(opened.header.get("kid"))
+        verify(opened, key, what="access token", error=InvalidTokenError)
         self._check_claims(opened.claims)
-        return VerifiedToken(opened.claims, issuer, digest)
+        verified = VerifiedToken(opened.claims, issuer, digest)
+        self._remember(verified)
+        return verified
 
     def _issuer_of(self, claims: dict[str, Any]) -> Issuer:
         iss = claims.get("iss")
@@ -109,8 +113,8 @@ class TokenVerifier:
         if not isinstance(jkt, str) or not jkt:
             raise InvalidTokenError("the access token is not bound to a DPoP key (no cnf.jkt)")
 
-    def _remember(self, digest: bytes, issuer: Issuer) -> None:
-        self._verified[digest] = issuer
+    def _remember(self, verified: VerifiedToken) -> None:
+        self._verified[verified.sha256] = verified
         if len(self._verified) > _CACHE_SIZE:
             self._verified.popitem(last=False)
 

@@ -57,13 +57,13 @@ async def search(
     """One page of a patient's Observations, for a caller allowed to read them."""
     single = dict(items)
     patient = p.patient_param(single.get("patient.identifier"))
-    codes = p.codes_param(single.get("code"))
-    dates = [b for k, v in items if k == "date" for b in p.date_bounds(v)]
-    newest_first = p.sort_param(single.get("_sort"))
-    count = p.count_param(single.get("_count"))
-    after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
+        codes = p.codes_param(single.get("code"))
+        dates = [b for k, v in items if k == "date" for b in p.date_bounds(v)]
+        newest_first = p.sort_param(single.get("_sort"))
+        count = p.count_param(single.get("_count"))
+        after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None
         rows = await queries.search_observations(
             conn=conn, keys=keys, codes=codes, dates=dates, newest_first=newest_first,
             after=after, count=count + 1,
@@ -93,10 +93,10 @@ async def lastn(
     """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all)."""
     params = request.query_params
     patient = p.patient_param(params.get("patient.identifier"))
-    codes = p.codes_param(params.get("code"))
-    max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
+        codes = p.codes_param(params.get("code"))
+        max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
         rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
         await _audit(conn, principal, keys, decision, "lastn", len(rows), correlation)
     base = str(request.base_url).rstrip("/")
@@ -119,12 +119,12 @@ async def stats(
     one component per statistic (average, minimum, maximum, count, sum) over the period."""
     params = request.query_params
     patient = p.patient_param(params.get("patient.identifier"))
-    codes = p.codes_param(params.get("code"), required=True)
-    start, end = p.period_param(params.get("period"))
-    wanted = p.statistics_param(params.get("statistic"))
     results: list[dict[str, Any]] = []
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
+        codes = p.codes_param(params.get("code"), required=True)
+        start, end = p.period_param(params.get("period"))
+        wanted = p.statistics_param(params.get("statistic"))
         for code in codes:
             segments = plan_segments(start, end, aggregate_grains([code], ["daily", "hourly"]))
             units = await queries.latest_units(conn=conn, keys=keys, codes=[code])

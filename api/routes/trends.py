@@ -48,19 +48,19 @@ async def trend_rows(
 ) -> Response:
     """The trend of one patient's code, for a caller allowed to read it."""
     patient = p.patient_param(params.get("patient.identifier"))
-    codes = p.codes_param(params.get("code"), required=True)
-    bucket = params.get("bucket", "1h")
-    if bucket not in BUCKETS:
-        raise InvalidReadingError("bucket must be 15m, 1h or 1d", expression="bucket")
-    width, grains = BUCKETS[bucket]
-    start, _ = p.instant_range(params.get("from") or "", "from")
-    end, _ = p.instant_range(params.get("to") or "", "to")
-    if not start < end <= start + width * MAX_BUCKETS:
-        raise InvalidReadingError(
-            f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
-        )
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
+        codes = p.codes_param(params.get("code"), required=True)
+        bucket = params.get("bucket", "1h")
+        if bucket not in BUCKETS:
+            raise InvalidReadingError("bucket must be 15m, 1h or 1d", expression="bucket")
+        width, grains = BUCKETS[bucket]
+        start, _ = p.instant_range(params.get("from") or "", "from")
+        end, _ = p.instant_range(params.get("to") or "", "to")
+        if not start < end <= start + width * MAX_BUCKETS:
+            raise InvalidReadingError(
+                f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
+            )
         units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
         segments = plan_segments(start, end, aggregate_grains(codes, grains))
         rows = await queries.aggregate_buckets(

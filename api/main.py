@@ -16,7 +16,17 @@ from api.deps import requires
 from api.errors import install_error_handlers
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
-from api.routes import alerts, audit, health, me, news2, observations, organisations, trends
+from api.routes import (
+    alerts,
+    audit,
+    health,
+    me,
+    metadata,
+    news2,
+    observations,
+    organisations,
+    trends,
+)
 from api.settings import ApiSettings
 from api.storage import probe_storage
 from ingestion import receiver, vendor_receiver
@@ -83,6 +93,7 @@ def create_app(
     app.add_middleware(AuthMiddleware, public_url=settings.public_url)
     ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)
+    app.include_router(metadata.router)
     app.include_router(receiver.router, dependencies=ingest)
     app.include_router(vendor_receiver.router, dependencies=ingest)
     for module in (observations, trends, news2, organisations, alerts, me, audit):

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--dir", type=Path, required=True)
     dev.add_argument("--issuer", default=None, help="its identifier (an URL ending /dev/issuer)")
     token = sub.add_parser("token", help="a development token and its DPoP key (JWK)")
+    token.add_argument("--json", action="store_true", help="one JSON object instead of 2 lines")
     _token_options(token)
     call = sub.add_parser("call", help="send a DPoP-signed request to the running API")
     call.add_argument("method", help="GET, POST, PUT, …")
@@ -189,8 +190,13 @@ def _create_dev_issuer(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     minted = _mint(args)
+    key = minted.key.as_dict(private=True)
+    if args.json:  # for scripts: one JSON object with the token and its key
+        out = {"token_type": "DPoP", "access_token": minted.token, "dpop_jwk": key}
+        print(json.dumps(out))  # noqa: T201 - the command's output
+        return 0
     print(minted.token)  # noqa: T201 - the command's output
-    print(json.dumps(minted.key.as_dict(private=True)))  # noqa: T201
+    print(json.dumps(key))  # noqa: T201
     return 0
 
 

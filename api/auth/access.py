@@ -31,6 +31,7 @@ __all__ = [
     "authorise_patients",
     "organisations_in_view",
     "patient_access",
+    "patient_key_access",
     "record_access",
     "require_organisation",
     "require_person",
@@ -174,6 +175,22 @@ async def patient_access(
         conn=conn, principal=principal, identifier_value=value, keys=[named]
     )
     return await queries.patient_keys(conn=conn, patient=patient), decision
+
+
+async def patient_key_access(
+    *, conn: AsyncConnection[Any], principal: Principal, key: str
+) -> Decision:
+    """Decide whether the caller may read data of the patient with ``key`` (a read by id).
+
+    Raises:
+        ForbiddenError: as `authorise_patients`.
+    """
+    if principal.kind is Kind.CITIZEN:
+        pid = principal.pid or ""
+        if key != str(patient_key(person_system(pid), pid)):
+            raise ForbiddenError("a citizen can only see their own data")
+        return Decision("own-data")
+    return await authorise_patients(conn=conn, principal=principal, identifier_value="", keys=[key])
 
 
 async def _all_belong(

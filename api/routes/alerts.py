@@ -204,7 +204,7 @@ def _event_json(row: dict[str, Any]) -> str:
 
 
 async def _existing(conn: Any, alert_id: str) -> dict[str, Any]:
-    row = await alerting.get_alert(conn=conn, alert_id=alert_id) if _is_uuid(alert_id) else None
+    row = await alerting.get_alert(conn=conn, alert_id=alert_id) if p.is_uuid(alert_id) else None
     if row is None:
         raise InvalidReadingError("no such alert", expression="id", code="not-found")
     return row
@@ -241,14 +241,6 @@ async def _audit(
         correlation_id=correlation,
         count=len(rows),
     )
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _now() -> dt.datetime:

@@ -1,8 +1,10 @@
-"""FHIR Observation search and operations: ``GET /fhir/Observation`` (and ``_search``),
-``$lastn`` and ``$stats``. Parameter parsing lives in `api.routes.params`."""
+"""FHIR Observation search, read and operations: ``GET /fhir/Observation`` (and ``_search``),
+``GET /fhir/Observation/{id}``, ``$lastn`` and ``$stats``. Parameter parsing and the table of
+supported parameters live in `api.routes.params`."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 from urllib.parse import urlencode
@@ -12,11 +14,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import queries
-from api.auth.access import Decision, patient_access, record_access
+from api.auth.access import Decision, patient_access, patient_key_access, record_access
 from api.auth.principals import Principal
 from api.deps import CorrelationDep, PoolDep, ReaderDep
 from api.routes import params as p
 from api.storage import aggregate_grains, plan_segments
+from ingestion.exceptions import InvalidReadingError
+from ingestion.known import RecentIds
 from ingestion.responses import FhirResponse
 
 __all__ = ["router"]
@@ -24,18 +28,34 @@ __all__ = ["router"]
 router = APIRouter(tags=["fhir"])
 
 STATISTICS_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-statistics"
+ACCEPTED_WAIT_S = 10.0  # how long a read waits for an id accepted here to be stored
 
 
-@router.get("/fhir/Observation")
+@router.get("/fhir/Observation", openapi_extra=p.openapi_parameters(p.SEARCH))
 async def search_get(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
-    """Search a patient's Observations (code, date, _sort, _count), one keyset page."""
+    """Search a patient's Observations (code, category, date, _lastUpdated, _sort, _count,
+    _elements, _summary, _total), one keyset page."""
     items = request.query_params.multi_items()
     return await search(request, pool, items, principal=principal, correlation=correlation)
 
 
-@router.post("/fhir/Observation/_search")
+@router.post(
+    "/fhir/Observation/_search",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {q.name: {"type": "string"} for q in p.SEARCH},
+                    }
+                }
+            }
+        }
+    },
+)
 async def search_post(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
@@ -54,44 +74,58 @@ async def search(
     correlation: str,
     next_path: str = "/fhir/Observation",
 ) -> Response:
-    """One page of a patient's Observations, for a caller allowed to read them."""
+    """One page of a patient's Observations, for a caller allowed to read them. Unsupported
+    parameters are left out (and out of the self link), or refused under strict handling."""
+    items = p.supported(items, p.SEARCH, strict=p.strict_handling(request.headers.get("prefer")))
     single = dict(items)
     patient = p.patient_param(single.get("patient.identifier"))
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
-        codes = p.codes_param(single.get("code"))
-        dates = [b for k, v in items if k == "date" for b in p.date_bounds(v)]
+        wanted = queries.SearchFilter(
+            codes=p.codes_param(single.get("code")),
+            category=p.category_param(single.get("category")),
+            dates=[b for k, v in items if k == "date" for b in p.date_bounds(v)],
+            updated=[b for k, v in items if k == "_lastUpdated" for b in p.date_bounds(v)],
+        )
+        only_count = p.summary_count(single)
+        elements = p.elements_param(single.get("_elements"))
         newest_first = p.sort_param(single.get("_sort"))
-        count = p.count_param(single.get("_count"))
+        count = 0 if only_count else p.count_param(single.get("_count"))
         after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None
-        rows = await queries.search_observations(
-            conn=conn, keys=keys, codes=codes, dates=dates, newest_first=newest_first,
-            after=after, count=count + 1,
-        )  # fmt: skip
-        await _audit(conn, principal, keys, decision, "search", min(len(rows), count), correlation)
+        total = None
+        if only_count or p.total_param(single.get("_total")):
+            total = await queries.count_observations(conn=conn, keys=keys, wanted=wanted)
+        rows = []
+        if not only_count:
+            rows = await queries.search_observations(
+                conn=conn, keys=keys, wanted=wanted, newest_first=newest_first, after=after,
+                count=count + 1,
+            )  # fmt: skip
+        shown = min(len(rows), count)
+        await _audit(conn, principal, keys, decision, "search", shown, correlation)
     base = str(request.base_url).rstrip("/")
-    links = [{"relation": "self", "url": str(request.url)}]
+    kept = [(k, v) for k, v in items if k != "_cursor"]
+    links = [{"relation": "self", "url": f"{base}{next_path}?{urlencode(items)}"}]
     if len(rows) > count:
         _, last_id, _, last_time = rows[count - 1]
-        kept = [(k, v) for k, v in items if k != "_cursor"]
         cursor = p.encode_cursor(last_time, last_id)
-        links.append(
-            {
-                "relation": "next",
-                "url": f"{base}{next_path}?{urlencode([*kept, ('_cursor', cursor)])}",
-            }
-        )
-    entries = [_entry(base, rid, resource) for _, rid, resource, _ in rows[:count]]
-    return FhirResponse({"resourceType": "Bundle", "type": "searchset", "link": links,
-                         "entry": entries})  # fmt: skip
+        url = f"{base}{next_path}?{urlencode([*kept, ('_cursor', cursor)])}"
+        links.append({"relation": "next", "url": url})
+    entries = [_entry(base, rid, resource, elements) for _, rid, resource, _ in rows[:count]]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if total is not None:
+        bundle["total"] = total
+    if not only_count:
+        bundle["entry"] = entries
+    return FhirResponse(bundle)
 
 
-@router.get("/fhir/Observation/$lastn")
+@router.get("/fhir/Observation/$lastn", openapi_extra=p.openapi_parameters(p.LASTN))
 async def lastn(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
     """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all)."""
-    params = request.query_params
+    params = _supported(request, p.LASTN)
     patient = p.patient_param(params.get("patient.identifier"))
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
@@ -111,13 +145,13 @@ async def lastn(
     )
 
 
-@router.get("/fhir/Observation/$stats")
+@router.get("/fhir/Observation/$stats", openapi_extra=p.openapi_parameters(p.STATS))
 async def stats(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
     """FHIR ``$stats``: a Parameters resource with one ``statistic`` Observation per code,
     one component per statistic (average, minimum, maximum, count, sum) over the period."""
-    params = request.query_params
+    params = _supported(request, p.STATS)
     patient = p.patient_param(params.get("patient.identifier"))
     results: list[dict[str, Any]] = []
     async with pool.connection() as conn:
@@ -207,9 +241,80 @@ async def _audit(
     )
 
 
-def _entry(base: str, resource_id: str, resource: str) -> dict[str, Any]:
+def _supported(request: Request, params: tuple[p.Param, ...]) -> dict[str, str]:
+    strict = p.strict_handling(request.headers.get("prefer"))
+    return dict(p.supported(request.query_params.multi_items(), params, strict=strict))
+
+
+def _entry(
+    base: str, resource_id: str, resource: str, elements: frozenset[str] | None = None
+) -> dict[str, Any]:
+    body: Any = orjson.Fragment(resource) if elements is None else _subset(resource, elements)
     return {
         "fullUrl": f"{base}/fhir/Observation/{resource_id}",
-        "resource": orjson.Fragment(resource),
+        "resource": body,
         "search": {"mode": "match"},
     }
+
+
+_MANDATORY = frozenset({"resourceType", "id", "meta"})
+_SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+              "code": "SUBSETTED"}  # fmt: skip
+
+
+def _subset(resource: str, elements: frozenset[str]) -> dict[str, Any]:
+    """The resource with only the asked-for elements (``value`` matches ``valueQuantity``…),
+    tagged SUBSETTED as FHIR asks."""
+    full = orjson.loads(resource)
+    wanted = {e.removesuffix("[x]") for e in elements}
+    kept = {
+        k: v
+        for k, v in full.items()
+        if k in _MANDATORY
+        or k in wanted
+        or any(k.startswith(w) and k[len(w) : len(w) + 1].isupper() for w in wanted)
+    }
+    meta = kept.setdefault("meta", {})
+    meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
+    return kept
+
+
+@router.get("/fhir/Observation/{resource_id}")
+async def read(
+    resource_id: str,
+    request: Request,
+    pool: PoolDep,
+    principal: ReaderDep,
+    correlation: CorrelationDep,
+) -> Response:
+    """Read one Observation by id (with ``meta.versionId``, ``meta.lastUpdated`` and an
+    ``ETag``), under the same rules as search. An id this API has just accepted is waited for
+    briefly, so that a ``Location`` it answered resolves."""
+    if not p.is_uuid(resource_id):
+        raise InvalidReadingError(f"no Observation {resource_id!r}", code="not-found")
+    found = await _stored(pool, resource_id, request.app.state.receiver.recent)
+    if found is None:
+        raise InvalidReadingError(f"no Observation {resource_id!r}", code="not-found")
+    key, resource, version, stored = found
+    async with pool.connection() as conn:
+        decision = await patient_key_access(conn=conn, principal=principal, key=key)
+        await _audit(conn, principal, [key], decision, "read", 1, correlation)
+    body = orjson.loads(resource)
+    meta = body.setdefault("meta", {})
+    meta |= {"versionId": version, "lastUpdated": p.instant(stored)}
+    return FhirResponse(body, headers={"ETag": f'W/"{version}"'})
+
+
+async def _stored(
+    pool: PoolDep, resource_id: str, recent: RecentIds
+) -> tuple[str, str, str, dt.datetime] | None:
+    """The stored Observation; for an id this process accepted moments ago, once it is stored
+    (waiting up to `ACCEPTED_WAIT_S`)."""
+    wait = ACCEPTED_WAIT_S if recent.known([resource_id]) else 0.0
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        async with pool.connection() as conn:
+            found = await queries.read_observation(conn=conn, resource_id=resource_id)
+        if found is not None or asyncio.get_running_loop().time() >= deadline:
+            return found
+        await asyncio.sleep(0.1)

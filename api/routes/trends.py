@@ -34,12 +34,13 @@ BUCKETS: dict[str, tuple[dt.timedelta, list[str]]] = {
 MAX_BUCKETS = 10_000
 
 
-@router.get("/api/v1/trends")
+@router.get("/api/v1/trends", openapi_extra=p.openapi_parameters(p.TRENDS))
 async def trends(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
     """One row per non-empty bucket: ``start, count, min, max, mean`` of the values."""
-    params = dict(request.query_params)
+    strict = p.strict_handling(request.headers.get("prefer"))
+    params = dict(p.supported(request.query_params.multi_items(), p.TRENDS, strict=strict))
     return await trend_rows(params, pool, principal=principal, correlation=correlation)
 
 

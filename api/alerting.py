@@ -85,6 +85,22 @@ async def put_patient_settings(
         " VALUES (%s, %s, %s, %s)",
         (patient_key, Jsonb(values), set_by, now),
     )
+    if values["organisation"] is not None:
+        await _assign_unplaced_alerts(conn, patient_key, values["organisation"], set_by, now)
+
+
+async def _assign_unplaced_alerts(
+    conn: AsyncConnection[Any], patient_key: str, organisation: str, by: str, now: dt.datetime
+) -> None:
+    """Give the patient's alerts raised before any organisation was known that organisation,
+    with an event, so that they reach its alert list and live stream."""
+    cur = await conn.execute(
+        "UPDATE alerts SET organisation = %s WHERE patient_key = %s AND organisation IS NULL"
+        " RETURNING id::text",
+        (organisation, patient_key),
+    )
+    for (alert_id,) in await cur.fetchall():
+        await _event(conn, alert_id, "assigned", by, now, {"organisation": organisation})
 
 
 async def get_patient_settings(
@@ -249,7 +265,7 @@ async def alert_events_after(
     await cur.execute(
         f"""
         SELECT e.id AS event_id, e.type AS event, e.at AS event_at, e.actor AS event_actor,
-               {ALERT_COLUMNS}
+               e.level AS event_level, e.status AS event_status, {ALERT_COLUMNS}
         FROM alert_events e
         JOIN alerts a ON a.id = e.alert_id
         JOIN patients p ON p.patient_key = a.patient_key

@@ -39,7 +39,7 @@ class PatientSettingsUpdate(_Strict):
     organisation: str | None = Field(
         None, description="the organisation number (9 digits) whose patient this is"
     )
-    spo2_scale: Literal[1, 2] = 1
+    spo2_scale: Literal[1, 2] = Field(1, description="1, or 2 for confirmed hypercapnic failure")
     long_term_oxygen: bool | None = Field(
         None, description="true: on oxygen per care plan; false: room air; null: unknown"
     )

@@ -194,6 +194,7 @@ def _place(
         settings = {
             "patient": {"system": FNR_SYSTEM, "value": patient.fnr},
             "organisation": SIMULATED_ORGANISATION,
+            "spo2_scale": 1,
             "long_term_oxygen": False,
             "expected_interval_minutes": 60,
         }

@@ -200,7 +200,23 @@ def _event_json(row: dict[str, Any]) -> str:
         "at": row["event_at"].isoformat(),
         "actor": row["event_actor"],
     }
-    return orjson.dumps({"event": event, "alert": public_alert(row)}).decode()
+    return orjson.dumps({"event": event, "alert": _as_at_event(row)}).decode()
+
+
+def _as_at_event(row: dict[str, Any]) -> dict[str, Any]:
+    """The alert as it stood when the event happened (a replayed ``raised`` is still open)."""
+    alert = public_alert(row)
+    alert["level"], alert["status"] = row["event_level"], row["event_status"]
+    if row["event_status"] == "open":
+        for name in ("acknowledged_at", "acknowledged_by"):
+            alert[name] = None
+    if row["event_status"] != "resolved":
+        for name in ("resolved_at", "resolved_by", "resolution_note"):
+            alert[name] = None
+    at = row["event_at"]
+    if row["escalated_at"] is not None and row["escalated_at"] > at:
+        alert["escalated_at"] = None
+    return alert
 
 
 async def _existing(conn: Any, alert_id: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
 
 from api import alerting
 from api.auth.access import (
@@ -16,19 +17,25 @@ from api.auth.access import (
     require_organisation,
     require_person,
 )
+from api.auth.principals import Principal
 from api.deps import CorrelationDep, PoolDep, ReadDep, SettingsDep, SettingsWriterDep
 from api.known import register_organisations
 from api.models import OrganisationSettingsUpdate, PatientSettingsUpdate
 from api.routes import params as p
 from api.routes.params import org_number_param
 from ingestion.exceptions import InvalidReadingError
-from ingestion.identifiers import parse_person_number, patient_key
+from ingestion.identifiers import FNR_SYSTEM, parse_person_number, patient_key
+from ingestion.receiver import read_json
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["news2"])
 
 _LEVEL_RANK = {"none": 0, "urgent": 1, "emergency": 2}
+
+
+_CLINICAL = ("spo2_scale", "long_term_oxygen")  # a PUT that leaves one out is refused
+MERGE_PATCH = "application/merge-patch+json"
 
 
 @router.put("/patients/news2-settings")
@@ -39,8 +46,83 @@ async def put_patient_settings(
     principal: SettingsWriterDep,
     correlation: CorrelationDep,
 ) -> dict[str, Any]:
-    """Set a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows, schedule.
-    Who set them comes from the login; a patient of another organisation is refused."""
+    """Replace a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows,
+    schedule. The whole document: leaving out scale or oxygen is refused (422), so nothing
+    clinical is ever reset by omission; PATCH changes single fields. Who set them comes from
+    the login; a patient of another organisation is refused."""
+    for name in _CLINICAL:
+        if name not in body.model_fields_set:
+            raise InvalidReadingError(
+                f"{name} is missing: PUT replaces all the settings, so send it (long_term_oxygen "
+                "may be null: unknown), or PATCH only the fields that change",
+                expression=name,
+                code="required",
+            )
+    return await _store(body, pool, settings, principal, correlation)
+
+
+@router.patch(
+    "/patients/news2-settings",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {MERGE_PATCH: {"schema": {"type": "object"}}},
+            "description": "a JSON merge patch (RFC 7396) of the settings",
+        }
+    },
+)
+async def patch_patient_settings(
+    request: Request,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: SettingsWriterDep,
+    correlation: CorrelationDep,
+    identifier: str = Query(alias="patient.identifier"),
+) -> dict[str, Any]:
+    """Change only the settings the JSON merge patch names (RFC 7396); the rest stay."""
+    patch = await read_json(request, media_types=(MERGE_PATCH, "application/json"))
+    if not isinstance(patch, dict):
+        raise InvalidReadingError("a merge patch is a JSON object", code="structure")
+    if "patient" in patch:
+        raise InvalidReadingError(
+            "the patient is named by patient.identifier, not in the patch", expression="patient"
+        )
+    system, value = p.patient_param(identifier)
+    system = system or FNR_SYSTEM
+    async with pool.connection() as conn:
+        current = await alerting.get_patient_settings(
+            conn=conn, patient_key=str(patient_key(system, value))
+        )
+    if current is None:
+        raise InvalidReadingError(
+            "no NEWS2 settings for this patient yet; PUT them first", code="not-found"
+        )
+    document = {k: v for k, v in current.items() if k not in ("set_by", "set_at")}
+    for name, change in patch.items():
+        if change is None:
+            document.pop(name, None)
+        else:
+            document[name] = change
+    body = _validated({**document, "patient": {"system": system, "value": value}})
+    return await _store(body, pool, settings, principal, correlation)
+
+
+def _validated(document: dict[str, Any]) -> PatientSettingsUpdate:
+    try:
+        return PatientSettingsUpdate.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InvalidReadingError(f"{where}: {error['msg']}", expression=where) from exc
+
+
+async def _store(
+    body: PatientSettingsUpdate,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: Principal,
+    correlation: str,
+) -> dict[str, Any]:
     require_person(principal)
     try:
         parse_person_number(
@@ -107,6 +189,13 @@ async def put_organisation_settings(
     (one's own organisation or a unit of it)."""
     require_person(principal)
     org_number_param(org_id, "org_id")
+    if "policy" not in body.model_fields_set:
+        raise InvalidReadingError(
+            "policy is missing: PUT replaces all the settings, so send the escalation policy "
+            '(e.g. {"rule": "rcp"})',
+            expression="policy",
+            code="required",
+        )
     values = body.model_dump(exclude={"set_by"})
     async with pool.connection() as conn:
         organisations = await allowed_organisations(conn=conn, principal=principal)

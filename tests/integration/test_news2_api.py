@@ -52,6 +52,7 @@ class Patient:
         body = {
             "patient": {"value": self.fnr},
             "organisation": self.organisation,
+            "spo2_scale": 1,
             **values,
         }
         response = self.client.put("/api/v1/patients/news2-settings", json=body)
@@ -186,6 +187,21 @@ def test_alert_lifecycle_live_stream_and_document(
             if len(resumed) == 2:
                 break
     assert resumed == ["acknowledged", "resolved"]
+    with connect_sse(
+        client, "GET", "/api/v1/alerts/stream", params={"organisation": patient.organisation}
+    ) as source:  # a replay from the start: each event with the alert as it stood then
+        replayed = []
+        for event in source.iter_sse():
+            data = orjson.loads(event.data)
+            replayed.append((data["event"]["type"], data["alert"]["status"],
+                             data["alert"]["resolution_note"]))  # fmt: skip
+            if len(replayed) == 3:
+                break
+    assert replayed == [
+        ("raised", "open", None),
+        ("acknowledged", "acknowledged", None),
+        ("resolved", "resolved", note),
+    ]
 
     document = client.get(f"/api/v1/alerts/{alert['id']}/$document").json()
     kinds = [e["resource"]["resourceType"] for e in document["entry"]]

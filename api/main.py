@@ -16,6 +16,7 @@ from api.deps import requires
 from api.errors import install_error_handlers
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
+from api.requests_log import RequestLog
 from api.routes import (
     alerts,
     audit,
@@ -91,6 +92,7 @@ def create_app(
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
     app.add_middleware(AuthMiddleware, public_url=settings.public_url)
+    app.add_middleware(RequestLog)  # outermost: every answer, refusals included, is logged
     ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)
     app.include_router(metadata.router)

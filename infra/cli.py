@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
+
+from infra.logs import configure_logging
 
 if TYPE_CHECKING:
     from infra.devissuer import DevIssuer, Minted
@@ -33,9 +34,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    configure_logging()
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "news2":
@@ -152,7 +151,15 @@ def _api(args: argparse.Namespace) -> int:
     from infra.migrate import migration_ids
 
     app = create_app(ApiSettings(), expected_migrations=migration_ids())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,  # our request log (api.requests_log) instead: route templates only
+        log_config=None,  # keep infra.logs' one format
+        use_colors=False,
+    )
     return 0
 
 
@@ -288,7 +295,4 @@ _COMMANDS = {
 }
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     sys.exit(main())

@@ -131,8 +131,10 @@ async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
 
 
 def correlation_of(request: Request) -> str:
-    """The request's correlation id, generated when the sender gave none."""
-    return request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+    """The request's correlation id: the one the app's request log gave it, else the
+    sender's, else a new one."""
+    given: str | None = getattr(request.state, "correlation_id", None)
+    return given or request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
 
 
 async def accept(
@@ -168,16 +170,16 @@ async def accept(
     return known
 
 
-async def read_json(request: Request) -> Any:
-    """Read a JSON body of at most 1 MiB with a JSON media type.
+async def read_json(request: Request, *, media_types: tuple[str, ...] = _JSON_TYPES) -> Any:
+    """Read a JSON body of at most 1 MiB with one of ``media_types``.
 
     Raises:
         InvalidReadingError: wrong media type (415), too large (413), not JSON (400).
     """
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in _JSON_TYPES:
+    if media not in media_types:
         raise InvalidReadingError(
-            f"media type must be application/fhir+json; got {media or 'none'!r}",
+            f"Content-Type must be one of {', '.join(media_types)}; got {media or 'none'!r}",
             code="not-supported",
         )
     declared = request.headers.get("content-length")

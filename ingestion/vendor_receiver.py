@@ -48,6 +48,7 @@ async def list_templates(templates: TemplatesDep) -> dict[str, Any]:
                 "name": t.name,
                 "description": t.description,
                 "codes": [m.code for m in t.measurements],
+                "example": t.example,
             }
             for t in templates.values()
         ]

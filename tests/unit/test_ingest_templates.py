@@ -124,3 +124,11 @@ def client(_app: tuple[TestClient, FakePublisher], publisher: FakePublisher) -> 
     state = _app[0].app.state  # type: ignore[attr-defined]
     state.receiver = dataclasses.replace(state.receiver, recent=RecentIds(), known=FakeStore(set()))
     return _app[0]
+
+
+def test_every_template_shows_an_example_it_takes() -> None:
+    """Each template carries an example payload, and the template maps it without error."""
+    for template in TEMPLATES.values():
+        assert template.example is not None, template.name
+        readings = apply_template(template, template.example, received=RECEIVED)
+        assert readings, template.name

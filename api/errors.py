@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api.auth.errors import AuthError, auth_error_response
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.outcomes import Issue
 from ingestion.responses import invalid_response, outcome_response, unavailable_response
@@ -16,6 +17,10 @@ __all__ = ["install_error_handlers"]
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error the API can meet to an OperationOutcome."""
+
+    @app.exception_handler(AuthError)
+    async def refused(_request: Request, exc: AuthError) -> Response:
+        return auth_error_response(exc)
 
     @app.exception_handler(InvalidReadingError)
     async def invalid(_request: Request, exc: InvalidReadingError) -> Response:

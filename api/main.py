@@ -6,13 +6,29 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth.authenticator import build_authenticator
+from api.auth.middleware import AuthMiddleware
+from api.auth.principals import Principal, Scope
+from api.auth.replay import ReplayCache, ReplayStore
+from api.deps import requires
 from api.errors import install_error_handlers
-from api.known import StoredIds
+from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
-from api.routes import alerts, health, news2, observations, trends
+from api.requests_log import RequestLog
+from api.routes import (
+    alerts,
+    audit,
+    health,
+    me,
+    metadata,
+    news2,
+    observations,
+    organisations,
+    trends,
+)
 from api.settings import ApiSettings
 from api.storage import probe_storage
 from ingestion import receiver, vendor_receiver
@@ -28,8 +44,11 @@ def create_app(
     *,
     expected_migrations: tuple[str, ...],
     publisher: Publisher | None = None,
+    replay: ReplayStore | None = None,
 ) -> FastAPI:
-    """Build the API. ``expected_migrations`` are the schema versions /healthz requires."""
+    """Build the API. ``expected_migrations`` are the schema versions /healthz requires;
+    ``publisher`` and ``replay`` replace the Kafka producer and the shared replay cache (tests
+    of one process without a broker or database)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +67,7 @@ def create_app(
         )
         app.state.pool = pool
         app.state.publisher = kafka
+        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(pool))
         app.state.receiver = receiver.Receiver(
             publisher=kafka,
             topics=Topics(settings.topic_prefix),
@@ -55,6 +75,8 @@ def create_app(
             known=StoredIds(pool),
             unknown_codes=settings.unknown_codes,
             backfill_after=dt.timedelta(minutes=settings.backfill_after_minutes),
+            sender_of=_sender_of,
+            custody=StoredCustody(pool),
         )
         app.state.templates = load_templates()
         app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)
@@ -71,11 +93,19 @@ def create_app(
     app.state.settings = settings
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
+    app.add_middleware(AuthMiddleware, public_url=settings.public_url)
+    app.add_middleware(RequestLog)  # outermost: every answer, refusals included, is logged
+    ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)
-    app.include_router(receiver.router)
-    app.include_router(vendor_receiver.router)
-    app.include_router(observations.router)
-    app.include_router(trends.router)
-    app.include_router(news2.router)
-    app.include_router(alerts.router)
+    app.include_router(metadata.router)
+    app.include_router(receiver.router, dependencies=ingest)
+    app.include_router(vendor_receiver.router, dependencies=ingest)
+    for module in (observations, trends, news2, organisations, alerts, me, audit):
+        app.include_router(module.router)
     return app
+
+
+def _sender_of(request: Request) -> receiver.Sender:
+    """The sending system of an ingest request, from its access token."""
+    principal: Principal = request.state.principal
+    return receiver.Sender(principal.client_id, principal.organisation)

@@ -36,6 +36,7 @@ import orjson
 from httpx_sse import aconnect_sse
 from psycopg_pool import AsyncConnectionPool
 
+from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
 from infra.embedded import EmbeddedPostgres
 from infra.migrate import upgrade
 from infra.processes import free_port
@@ -147,11 +148,19 @@ async def post_backfill(client: httpx.AsyncClient, count: int) -> tuple[int, flo
 
 
 async def bench_latency(
-    url: str, rate: float, seconds: float, backfill: int = 0, *, seed: int = 2
+    url: str,
+    rate: float,
+    seconds: float,
+    backfill: int = 0,
+    *,
+    issuer: DevIssuer,
+    seed: int = 2,
 ) -> None:
     """Latency from POST /fhir to the alert on the SSE stream, at ``rate`` readings/s, while
     ``backfill`` old readings are posted and drained."""
-    organisation = f"bench-{uuid.uuid4().hex[:8]}"
+    organisation = SIMULATED_ORGANISATION  # the development nurse's; no simulator runs here
+    # A nurse of the organisation who may also send readings (as the integration tests act).
+    nurse = issuer.mint("nurse", scopes=("ingest", "read", "alerts", "settings")).auth()
     count = int(rate * seconds)
     import random
 
@@ -159,7 +168,8 @@ async def bench_latency(
     fnrs = list({synthetic_person_number(rng, offset=80) for _ in range(count)})
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10, read=None)) as client:
+    timeout = httpx.Timeout(10, read=None)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, auth=nurse) as client:
         refused = 0
         for fnr in fnrs:  # the organisation's patients, breathing room air per care plan
             answer = await client.put(
@@ -168,6 +178,7 @@ async def bench_latency(
                     "patient": {"value": fnr},
                     "set_by": "bench",
                     "organisation": organisation,
+                    "spo2_scale": 1,
                     "long_term_oxygen": False,
                 },
             )
@@ -276,9 +287,14 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            asyncio.run(bench_latency(base, args.rate, args.seconds))
+            issuer = DevIssuer.ensure(Path(tmp) / "up" / "dev-issuer")  # made by `up`
+            asyncio.run(bench_latency(base, args.rate, args.seconds, issuer=issuer))
             if args.backfill:
-                asyncio.run(bench_latency(base, args.rate, args.seconds, args.backfill, seed=4))
+                asyncio.run(
+                    bench_latency(
+                        base, args.rate, args.seconds, args.backfill, issuer=issuer, seed=4
+                    )
+                )
         finally:
             up.send_signal(signal.SIGTERM)
             up.wait(60)

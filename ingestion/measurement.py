@@ -69,7 +69,8 @@ class Measurement:
     author: tuple[str, str] | None = None  # performer: the person (system, value)
     organisation_system: str | None = None  # org number or RESH system of ``organisation``
     municipality: str | None = None  # kommunenummer from Bundle.meta.tag
-    sender: str | None = None  # the authenticated client that sent it, set by the receiver
+    client_id: str | None = None  # the sending system, from its access token (HelseID client)
+    client_organisation: str | None = None  # the sending system's organisation number
 
 
 def to_json(m: Measurement, *, resource: bytes | None = None) -> bytes:
@@ -98,7 +99,8 @@ def to_json(m: Measurement, *, resource: bytes | None = None) -> bytes:
         "author": list(m.author) if m.author else None,
         "organisation_system": m.organisation_system,
         "municipality": m.municipality,
-        "sender": m.sender,
+        "client_id": m.client_id,
+        "client_organisation": m.client_organisation,
     }
     if resource is not None:
         record["resource"] = resource.decode()
@@ -164,7 +166,8 @@ def _measurement(d: dict[str, Any]) -> Measurement:
         author=(author[0], author[1]) if (author := d.get("author")) else None,
         organisation_system=d.get("organisation_system"),
         municipality=d.get("municipality"),
-        sender=d.get("sender"),
+        client_id=d.get("client_id"),
+        client_organisation=d.get("client_organisation"),
     )
 
 

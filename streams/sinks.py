@@ -46,13 +46,14 @@ CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     id text, patient_key text, patient_system text, patient_value text, code_system text,
     code text, effective timestamptz, value double precision, unit text, components text,
     device text, source text, organisation text, received timestamptz, resource text,
-    systolic double precision, acvpu text, on_oxygen boolean, sender text
+    systolic double precision, acvpu text, on_oxygen boolean, client_id text,
+    client_organisation text
 ) ON COMMIT DELETE ROWS;
 """
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
 _STAGING_TYPES = [
     "text", "text", "text", "text", "text", "text", "timestamptz", "float8", "text", "text",
-    "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text",
+    "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text", "text",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
 # The fast path: the rows straight into observations (COPY inserts many rows per call,
@@ -62,11 +63,11 @@ _ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT malestrom_copy"
 _OBSERVATIONS_COPY_SQL = """
 COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
                    device, source, organisation, received, resource, systolic, acvpu,
-                   on_oxygen, sender) FROM STDIN (FORMAT BINARY)
+                   on_oxygen, client_id, client_organisation) FROM STDIN (FORMAT BINARY)
 """
 _OBSERVATIONS_TYPES = [
     "uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text", "text",
-    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text",
+    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text", "text",
 ]  # fmt: skip
 _PATIENTS_SQL = """
 INSERT INTO patients (patient_key, identifier_system, identifier_value)
@@ -84,10 +85,10 @@ _KNOWN_PATIENTS = 100_000  # patients the writer remembers as stored, to skip th
 _RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
                               components, device, source, organisation, received, resource,
-                              systolic, acvpu, on_oxygen, sender)
+                              systolic, acvpu, on_oxygen, client_id, client_organisation)
     SELECT id::uuid, patient_key::uuid, code_system, code, effective, value, unit,
            components::jsonb, device, source, organisation, received, resource::jsonb,
-           systolic, acvpu, on_oxygen, sender
+           systolic, acvpu, on_oxygen, client_id, client_organisation
     FROM malestrom_staging
     ON CONFLICT DO NOTHING
     RETURNING id, patient_key, code_system, code, effective, value, unit
@@ -214,7 +215,8 @@ class ObservationRow:
     """The columns of one stored Observation; ``resource`` is its JSON text.
 
     ``systolic``, ``acvpu`` and ``on_oxygen`` are the NEWS2 inputs the scorer reads
-    (`ingestion.news2_inputs`); ``source`` is the format or template, ``sender`` the client.
+    (`ingestion.news2_inputs`); ``source`` is the format or template, ``client_id`` and
+    ``client_organisation`` the system that sent it (from its access token).
     """
 
     id: str
@@ -235,7 +237,8 @@ class ObservationRow:
     systolic: float | None = None
     acvpu: str | None = None
     on_oxygen: bool | None = None
-    sender: str | None = None
+    client_id: str | None = None
+    client_organisation: str | None = None
 
 
 class Sink(Protocol):
@@ -272,7 +275,8 @@ def measurement_row(m: Measurement, resource: str | None = None) -> ObservationR
         systolic=systolic,
         acvpu=m.value_code if m.code == ACVPU_CODE else None,
         on_oxygen=m.on_oxygen,
-        sender=m.sender,
+        client_id=m.client_id,
+        client_organisation=m.client_organisation,
     )
 
 
@@ -425,7 +429,7 @@ class ObservationSink:
                             (r.id, r.patient_key, r.code_system, r.code, r.effective, r.value,
                              r.unit, r.components, r.device, r.source, r.organisation,
                              r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
-                             r.sender)
+                             r.client_id, r.client_organisation)
                         )  # fmt: skip
             except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
                 # A replay, a duplicate within the batch, or a patient gone since it was seen.
@@ -448,7 +452,7 @@ class ObservationSink:
                     (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
                      r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
                      r.organisation, r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
-                     r.sender)
+                     r.client_id, r.client_organisation)
                 )  # fmt: skip
         await cur.execute(replay_sql)
 

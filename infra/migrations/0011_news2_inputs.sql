@@ -1,12 +1,13 @@
 -- NEWS2 inputs as typed columns, so the scorer reads them without digging in the resource;
--- the authenticated sender (provenance) beside the source (template or format).
+-- the sending system (provenance, from its access token) beside the source (template or format).
 -- depends: 0002_observations_timeseries 0009_news2_alerts
 -- One column per statement: TimescaleDB allows ADD COLUMN (nullable, no default) on a hypertable,
 -- also with compression enabled; on plain PostgreSQL the partitions inherit it.
 ALTER TABLE observations ADD COLUMN systolic double precision;
 ALTER TABLE observations ADD COLUMN acvpu text;
 ALTER TABLE observations ADD COLUMN on_oxygen boolean;
-ALTER TABLE observations ADD COLUMN sender text;
+ALTER TABLE observations ADD COLUMN client_id text;
+ALTER TABLE observations ADD COLUMN client_organisation text;
 
 -- Readings stored before this migration (the codes as of now; ingestion/news2_inputs.py).
 UPDATE observations SET systolic = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import orjson
 import psutil
 import pytest
 
+from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
 from infra.processes import free_port
 from tests.helpers import for_patient, fresh_fnr, load_fixture
 
@@ -71,9 +73,19 @@ def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
         time.sleep(0.25)
 
 
-def _search(url: str, fnr: str) -> list[dict[str, Any]]:
+def _roles(data_dir: Path) -> tuple[httpx.Auth, httpx.Auth]:
+    """A hub and a nurse of the simulated organisation, from the issuer `up` made."""
+    issuer = DevIssuer.ensure(data_dir / "dev-issuer")
+    return issuer.mint("hub").auth(), issuer.mint("nurse").auth()
+
+
+def _post(url: str, body: dict[str, Any], hub: httpx.Auth) -> int:
+    return httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR, auth=hub).status_code
+
+
+def _search(url: str, fnr: str, nurse: httpx.Auth) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{url}/fhir/Observation", params={"patient.identifier": fnr, "_count": 1000}
+        f"{url}/fhir/Observation", params={"patient.identifier": fnr, "_count": 1000}, auth=nurse
     )
     entries: list[dict[str, Any]] = response.json()["entry"]
     return entries
@@ -88,15 +100,22 @@ def test_up_serves_a_bundle_and_stops_without_leftovers(tmp_path: Path) -> None:
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy"
         )
+        hub, nurse = _roles(data_dir)
         assert (
-            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
+            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 401
         )
-        _eventually(lambda: len(_search(url, fnr)) == 3, timeout=10, what="3 observations")
-        assert (
-            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
-        )
+        assert _post(url, body, hub) == 200
+        _eventually(lambda: len(_search(url, fnr, nurse)) == 3, timeout=10, what="3 observations")
+        assert _post(url, body, hub) == 200
         time.sleep(2)  # give a duplicate time to land, were it (wrongly) to be stored
-        assert len(_search(url, fnr)) == 3
+        assert len(_search(url, fnr, nurse)) == 3
+        called = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "call", "GET", "/api/v1/board", "--url", url,
+             "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, env=_env(), check=False,
+        )  # fmt: skip
+        assert called.returncode == 0, called.stderr
+        assert json.loads(called.stdout)["organisation"] == SIMULATED_ORGANISATION
         family = psutil.Process(proc.pid).children(recursive=True)
         assert len(family) >= 3  # worker, API, and the embedded services
         proc.send_signal(signal.SIGTERM)
@@ -114,8 +133,9 @@ def test_second_start_on_the_same_data_dir_keeps_the_data(tmp_path: Path) -> Non
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy"
         )
-        httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR)
-        _eventually(lambda: len(_search(url, fnr)) == 3, timeout=10, what="3 observations")
+        hub, nurse = _roles(data_dir)
+        assert _post(url, body, hub) == 200
+        _eventually(lambda: len(_search(url, fnr, nurse)) == 3, timeout=10, what="3 observations")
         family = psutil.Process(proc.pid).children(recursive=True)
         proc.kill()  # no clean-up at all: children die with their parent, pid files stay behind
         proc.wait(10)
@@ -124,4 +144,5 @@ def test_second_start_on_the_same_data_dir_keeps_the_data(tmp_path: Path) -> Non
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy again"
         )
-        assert len(_search(url, fnr)) == 3
+        _, nurse = _roles(data_dir)  # the issuer's key survived; its identifier names the port
+        assert len(_search(url, fnr, nurse)) == 3

@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import ApiSettings
+from infra.devissuer import DevIssuer
 from infra.migrate import migration_ids
 from ingestion.publisher import Record
 from streams.sinks import ObservationRow
-from tests.helpers import FNR_SYSTEM, fresh_fnr
+from tests.helpers import FNR_SYSTEM, fresh_fnr, settings_trusting
 from tests.integration.storage_helpers import row, write
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,14 @@ class QuietPublisher:
 
 
 @pytest.fixture(scope="module")
-def client(database_url: str) -> Iterator[TestClient]:
-    """The API in-process on the real database."""
-    settings = ApiSettings(kafka_bootstrap="unused:9092", database_url=database_url)  # type: ignore[arg-type]
+def client(database_url: str, issuer: DevIssuer) -> Iterator[TestClient]:
+    """The API in-process on the real database, asked by a hospital clinician with a care
+    relationship (the rows are written straight to the database, so no organisation holds
+    them)."""
+    settings = settings_trusting(issuer, kafka_bootstrap="unused:9092", database_url=database_url)
     app = create_app(settings, expected_migrations=migration_ids(), publisher=QuietPublisher())
     with TestClient(app) as test_client:
+        test_client.auth = issuer.mint("clinician").auth()
         yield test_client
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -330,6 +331,10 @@ async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None
 def run_worker(settings: StreamsSettings) -> None:
     """Run the streams worker until SIGTERM or SIGINT."""
     logging.basicConfig(level=settings.log_level.upper())
+    # The NEWS2 state is many small objects that live long and hold no cycles; with the default
+    # thresholds the collector walks all of them again and again (measured on 60,000 readings:
+    # 0.64 s in 619 collections, against 0.07 s in 2 with these).
+    gc.set_threshold(100_000, 50, 50)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -5,8 +5,9 @@
 2. Alert latency: ``malestrom up`` on a free port; 100 readings/s are posted, each one a red
    score for a fresh patient (so each raises exactly one alert); the time from sending the
    POST to receiving the alert on ``/api/v1/alerts/stream`` is measured, p50/p99.
-3. The same while a backfill drains: ``--backfill`` readings (default 100,000) measured more
-   than a day ago are posted in Bundles of 100 just before and during the live readings.
+3. The same while a backfill drains: ``--backfill`` readings (default 100,000) measured two
+   days ago are put on the backfill topic (as the API publishes them) just before the live
+   readings start, so the worker drains them while the live readings come.
 
 Usage: ``python bench/stream_bench.py [--patients 200] [--rate 100] [--seconds 20]
 [--backfill 100000]``
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -36,13 +38,15 @@ import orjson
 from httpx_sse import aconnect_sse
 from psycopg_pool import AsyncConnectionPool
 
-from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
-from infra.embedded import EmbeddedPostgres
+from infra.devissuer import DevIssuer
+from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.migrate import upgrade
 from infra.processes import free_port
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
+from ingestion.rendering import to_observation
+from ingestion.topics import Topics
 from streams.agents import Envelope, process_batch
 from streams.scorer import News2Scorer
 from streams.sinks import ObservationSink
@@ -78,8 +82,6 @@ async def _nothing(_records: Sequence[Any]) -> None:
 
 async def bench_stage(database_url: str, patients: int, readings_each: int) -> None:
     """Readings/s through persist + score, in batches of 500."""
-    import random
-
     rng = random.Random(1)
     fnrs = [synthetic_person_number(rng) for _ in range(patients)]
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
@@ -109,42 +111,48 @@ async def bench_stage(database_url: str, patients: int, readings_each: int) -> N
     print(f"  store+score: {n / took:,.0f} readings/s")
 
 
-async def post_backfill(client: httpx.AsyncClient, count: int) -> tuple[int, float]:
-    """Post ``count`` pulse readings measured two days ago, in Bundles of 100, four at a time;
-    return how many were accepted and how long posting took."""
-    import random
+def _organisation_number(rng: random.Random) -> str:
+    """A synthetic organisation number: nine digits, the 31… test series, valid mod-11."""
+    while True:
+        head = "31" + "".join(rng.choice("0123456789") for _ in range(6))
+        weights = (3, 2, 7, 6, 5, 4, 3, 2)
+        check = 11 - sum(int(d) * w for d, w in zip(head, weights, strict=True)) % 11
+        if check < 10 or check == 11:
+            return head + str(check % 11)
+
+
+def publish_backlog(bootstrap: str, topic: str, count: int) -> float:
+    """Put ``count`` pulse readings measured two days ago on the backfill topic, as the API
+    publishes them (a hub's backlog, accepted while the worker was behind); return the seconds
+    publishing took. The API stays free for the live readings, so what is measured is the
+    worker's drain, not the API's parsing."""
+    from confluent_kafka import Producer
 
     rng = random.Random(3)
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     fnrs = [synthetic_person_number(rng, offset=80) for _ in range(max(1, count // 100))]
-    old = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=2)
-    bodies = [
-        {
-            "resourceType": "Bundle",
-            "type": "batch",
-            "entry": [
-                {
-                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                    "resource": _observation(
-                        fnr, "8867-4", rng.randint(55, 95), "/min", old + dt.timedelta(minutes=i)
-                    ),
-                }
-                for i in range(100)
-            ],
-        }
-        for fnr in fnrs
-    ]
-    accepted = 0
-    gate = asyncio.Semaphore(4)
-
-    async def post(body: dict[str, Any]) -> None:
-        nonlocal accepted
-        async with gate:
-            answer = await client.post("/fhir", content=orjson.dumps(body), headers=FHIR)
-            accepted += 100 if answer.status_code == 200 else 0
-
+    values = []
+    for i in range(count):
+        at = now - dt.timedelta(days=2) + dt.timedelta(minutes=i // len(fnrs))
+        resource = _observation(fnrs[i % len(fnrs)], "8867-4", rng.randint(55, 95), "/min", at)
+        m = parse_observation(resource, received=now)
+        values.append(
+            (m.patient_key.encode(), to_json(m, resource=orjson.dumps(to_observation(m))))
+        )
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    )
     start = time.perf_counter()
-    await asyncio.gather(*(post(b) for b in bodies))
-    return accepted, time.perf_counter() - start
+    for key, value in values:
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+    return time.perf_counter() - start
 
 
 async def bench_latency(
@@ -154,17 +162,17 @@ async def bench_latency(
     backfill: int = 0,
     *,
     issuer: DevIssuer,
+    bootstrap: str,
     seed: int = 2,
 ) -> None:
     """Latency from POST /fhir to the alert on the SSE stream, at ``rate`` readings/s, while
     ``backfill`` old readings are posted and drained."""
-    organisation = SIMULATED_ORGANISATION  # the development nurse's; no simulator runs here
+    rng = random.Random(seed)  # each run its own patients and organisation: its own alerts
+    organisation = _organisation_number(rng)
     # A nurse of the organisation who may also send readings (as the integration tests act).
-    nurse = issuer.mint("nurse", scopes=("ingest", "read", "alerts", "settings")).auth()
+    scopes = ("ingest", "read", "alerts", "settings")
+    nurse = issuer.mint("nurse", org=organisation, scopes=scopes).auth()
     count = int(rate * seconds)
-    import random
-
-    rng = random.Random(seed)  # each run its own patients: an open alert raises nothing new
     fnrs = list({synthetic_person_number(rng, offset=80) for _ in range(count)})
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
@@ -200,8 +208,9 @@ async def bench_latency(
 
         listener = asyncio.create_task(listen())
         await asyncio.sleep(1.0)
-        backfilling = asyncio.create_task(post_backfill(client, backfill)) if backfill else None
-        await asyncio.sleep(2.0 if backfill else 0.0)  # the backlog is building when live starts
+        if backfill:  # the backlog is waiting when the live readings start
+            took = await asyncio.to_thread(publish_backlog, bootstrap, Topics().backfill, backfill)
+            print(f"backfill: {backfill:,} readings measured 2 days ago published in {took:.1f} s")
         start = time.perf_counter()
         posts = []
         for i, fnr in enumerate(fnrs):
@@ -225,9 +234,6 @@ async def bench_latency(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 60)
         listener.cancel()
-        if backfilling is not None:
-            accepted, took = await backfilling
-            print(f"backfill: {accepted:,} readings measured 2 days ago accepted in {took:.1f} s")
     latencies = sorted(received[f] - sent[f] for f in fnrs if f in received)
     print(
         f"alert latency{' during the backfill' if backfill else ''}: {len(fnrs)} red-score "
@@ -263,6 +269,8 @@ def main() -> None:
                 postgres.stop()
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALESTROM_")}
+        broker = EmbeddedBroker(Path(tmp) / "broker")  # ours, so the backlog can be put on it
+        env["MALESTROM_KAFKA_BOOTSTRAP"] = bootstrap = broker.start()
         up = subprocess.Popen(
             [
                 sys.executable,
@@ -288,16 +296,25 @@ def main() -> None:
                     pass
                 time.sleep(0.5)
             issuer = DevIssuer.ensure(Path(tmp) / "up" / "dev-issuer")  # made by `up`
-            asyncio.run(bench_latency(base, args.rate, args.seconds, issuer=issuer))
+            asyncio.run(
+                bench_latency(base, args.rate, args.seconds, issuer=issuer, bootstrap=bootstrap)
+            )
             if args.backfill:
                 asyncio.run(
                     bench_latency(
-                        base, args.rate, args.seconds, args.backfill, issuer=issuer, seed=4
+                        base,
+                        args.rate,
+                        args.seconds,
+                        args.backfill,
+                        issuer=issuer,
+                        bootstrap=bootstrap,
+                        seed=4,
                     )
                 )
         finally:
             up.send_signal(signal.SIGTERM)
             up.wait(60)
+            broker.stop()
 
 
 if __name__ == "__main__":

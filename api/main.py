@@ -14,6 +14,7 @@ from api.auth.principals import Principal, Scope
 from api.auth.replay import ReplayCache, ReplayStore
 from api.deps import requires
 from api.errors import install_error_handlers
+from api.guards import RequestGuard
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
 from api.requests_log import RequestLog
@@ -52,7 +53,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url.get_secret_value(), open=False, min_size=1, max_size=10
+            settings.database_url.get_secret_value(),
+            open=False,
+            min_size=1,
+            max_size=10,
+            timeout=settings.database_timeout,  # a request waits this long, then 503
+            check=AsyncConnectionPool.check_connection,  # a connection gone stale is replaced
         )
         await pool.open(wait=False)
         app.state.storage = None
@@ -92,6 +98,7 @@ def create_app(
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
     app.add_middleware(AuthMiddleware, public_url=settings.public_url)
+    app.add_middleware(RequestGuard)  # sizes and NUL bytes, before anything reads them
     app.add_middleware(RequestLog)  # outermost: every answer, refusals included, is logged
     ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)

@@ -46,6 +46,7 @@ class ApiSettings(BaseSettings):
     identity_mode: IdentityMode = IdentityMode.TEST
     unknown_codes: UnknownCodes = UnknownCodes.REJECT  # or "store": kept, not used for scoring
     publish_timeout: float = 4.0
+    database_timeout: float = 3.0  # seconds a request waits for a connection before a 503
     worker_stale_after: float = 15.0
 
     env: Environment = Environment.DEVELOPMENT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_COUNT = 50
+MIN_YEAR, MAX_YEAR = 1900, 2199  # measurements of living people, with room; no overflow
 MAX_COUNT = 1000
 STATISTICS = ("average", "minimum", "maximum", "count", "sum")
 _DATE = re.compile(
@@ -123,6 +125,8 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
         )  # fmt: skip
     except ValueError as exc:
         raise _invalid(f"{expression} is not a valid date", expression) from exc
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise _invalid(f"{expression} must lie between {MIN_YEAR} and {MAX_YEAR}", expression)
     if g["f"]:
         end = start + dt.timedelta(microseconds=1)
     elif g["S"]:
@@ -138,11 +142,11 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def date_bounds(value: str) -> list[DateBound]:
-    """One ``date`` parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on the effective
-    time, following FHIR's range semantics for a value's precision."""
+def date_bounds(value: str, expression: str = "date") -> list[DateBound]:
+    """One date parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on a time, following
+    FHIR's range semantics for a value's precision."""
     prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
-    lo, hi = instant_range(text, "date")
+    lo, hi = instant_range(text, expression)
     bounds: dict[str, list[DateBound]] = {
         "eq": [(">=", lo), ("<", hi)],
         "ge": [(">=", lo)],
@@ -151,7 +155,7 @@ def date_bounds(value: str) -> list[DateBound]:
         "lt": [("<", lo)],
     }
     if prefix not in bounds:
-        raise _invalid(f"date prefix {prefix!r} is not supported", "date")
+        raise _invalid(f"{expression} prefix {prefix!r} is not supported", expression)
     return bounds[prefix]
 
 
@@ -189,7 +193,8 @@ def positive_int_param(value: str | None, *, name: str, default: int, limit: int
     """An integer parameter from 1 to ``limit``."""
     if value is None:
         return default
-    if not value.isdigit() or not 0 < int(value) <= limit:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(limit))
+    if not digits or not 0 < int(value) <= limit:
         raise _invalid(f"{name} must be an integer from 1 to {limit}", name)
     return int(value)
 
@@ -200,19 +205,36 @@ def count_param(value: str | None) -> int:
 
 
 def encode_cursor(effective: dt.datetime, resource_id: str) -> str:
-    """The opaque keyset cursor of a page's last row."""
+    """The opaque keyset cursor of a page's last row, with a checksum of its content."""
     raw = f"{effective.astimezone(dt.UTC).isoformat()}|{resource_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw + _checksum(raw)).decode().rstrip("=")
 
 
 def decode_cursor(value: str) -> tuple[dt.datetime, str]:
-    """The (effective, id) a cursor names."""
+    """The (effective, id) a cursor names.
+
+    Raises:
+        InvalidReadingError: the cursor was not made by this server or was changed.
+    """
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        when, _, rid = raw.partition("|")
-        return dt.datetime.fromisoformat(when), rid
-    except ValueError as exc:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+        if len(value) > 200 or check != _checksum(raw):
+            raise ValueError("checksum")
+        when, _, rid = raw.decode().partition("|")
+        effective = dt.datetime.fromisoformat(when)
+        if effective.tzinfo is None:
+            raise ValueError("naive")
+        return effective, str(uuid.UUID(rid))
+    except (ValueError, UnicodeError) as exc:
         raise _invalid("_cursor is not a cursor this server gave", "_cursor") from exc
+
+
+_CHECK_BYTES = 8
+
+
+def _checksum(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=_CHECK_BYTES, person=b"malestrom-cursor").digest()
 
 
 def instant(when: dt.datetime) -> str:

@@ -6,14 +6,13 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
-from psycopg.rows import dict_row
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from api import alerting
 from api.auth.access import Decision, patient_access, record_access, require_scope
 from api.auth.principals import Kind, Scope
 from api.deps import get_correlation
-from api.routes.me import _access_entry, _export, _key, _own
+from api.routes.me import _access_entry, _export, _key, _own, access_log_rows
 from api.web import data
 from api.web.auth import CallerDep
 from api.web.charts import BandRange, Point, Series, line_chart
@@ -147,18 +146,7 @@ async def citizen_page(request: Request, caller: CallerDep, periode: str = "30d"
             conn=conn, keys=[key], period=period, now=now, with_bands=False, only_with_data=True
         )
         readings = await data.recent_readings(conn=conn, keys=[key])
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            """
-            SELECT a.occurred, a.actor_kind, a.actor_hpr, a.actor_name, a.client_id, a.role,
-                   a.organisation, o.name AS organisation_name, a.action, a.resource,
-                   a.purpose, a.decision_ref, a.detail->>'basis' AS basis
-            FROM audit_events a LEFT JOIN organisations o ON o.org_id = a.organisation
-            WHERE a.patient_key = %s ORDER BY a.occurred DESC, a.id DESC LIMIT 100
-            """,
-            (key,),
-        )
-        log = [_access_entry(r) for r in await cur.fetchall()]
+        log = [_access_entry(r) for r in await access_log_rows(conn=conn, key=key, limit=100)]
         await record_access(
             conn=conn,
             principal=principal,

@@ -115,7 +115,7 @@ def _bp(code: str, value: float) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """`malestrom up --simulate 3` on a free port, healthy, its simulated patients placed."""
     data_dir = tmp_path_factory.mktemp("browser") / "data"
@@ -150,9 +150,10 @@ def _patients(system: System) -> int:
     return len(system.api("GET", "/api/v1/board").json().get("patients", []))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium, headless (never a browser downloaded by Playwright)."""
+    """Debian's chromium, headless (never a browser downloaded by Playwright); module-scoped
+    because Playwright's sync API holds an event loop that later asyncio tests must not meet."""
     assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"install chromium ({CHROMIUM})"
     with sync_playwright() as playwright:
         yield _launch(playwright)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth.authenticator import build_authenticator
@@ -31,6 +31,7 @@ from api.routes import (
 )
 from api.settings import ApiSettings
 from api.storage import probe_storage
+from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
 from ingestion.mapping import load_templates
 from ingestion.publisher import KafkaPublisher, Publisher
@@ -45,10 +46,12 @@ def create_app(
     expected_migrations: tuple[str, ...],
     publisher: Publisher | None = None,
     replay: ReplayStore | None = None,
+    extra_routers: tuple[APIRouter, ...] = (),
 ) -> FastAPI:
-    """Build the API. ``expected_migrations`` are the schema versions /healthz requires;
-    ``publisher`` and ``replay`` replace the Kafka producer and the shared replay cache (tests
-    of one process without a broker or database)."""
+    """Build the API and the pages. ``expected_migrations`` are the schema versions /healthz
+    requires; ``publisher`` and ``replay`` replace the Kafka producer and the shared replay
+    cache (tests of one process without a broker or database); ``extra_routers`` are added by
+    the composition root (the development issuer's login pages)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,15 +88,19 @@ def create_app(
         app.state.templates = load_templates()
         app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)
         app.state.alert_feed.start()
+        http = open_web(app)
         try:
             yield
         finally:
+            await http.aclose()
             await app.state.alert_feed.stop()
             if isinstance(kafka, KafkaPublisher):
                 kafka.close()
             await pool.close()
 
-    app = FastAPI(title="malestrom", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="malestrom", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
@@ -107,6 +114,10 @@ def create_app(
     app.include_router(vendor_receiver.router, dependencies=ingest)
     for module in (observations, trends, news2, organisations, alerts, me, audit):
         app.include_router(module.router)
+    serve_offline_docs(app)
+    install_pages(app)
+    for router in extra_routers:
+        app.include_router(router)
     return app
 
 

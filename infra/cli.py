@@ -26,6 +26,9 @@ import platformdirs
 from infra.logs import configure_logging
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from api.settings import ApiSettings
     from infra.devissuer import DevIssuer, Minted
     from ingestion.topics import Topics
 
@@ -150,7 +153,10 @@ def _api(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
     from infra.migrate import migration_ids
 
-    app = create_app(ApiSettings(), expected_migrations=migration_ids())
+    settings = ApiSettings()
+    app = create_app(
+        settings, expected_migrations=migration_ids(), extra_routers=_dev_routers(settings)
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -161,6 +167,20 @@ def _api(args: argparse.Namespace) -> int:
         use_colors=False,
     )
     return 0
+
+
+def _dev_routers(settings: ApiSettings) -> tuple[APIRouter, ...]:
+    """The development issuer's login pages, when the API runs in development with it."""
+    import os
+
+    from api.settings import Environment
+    from infra.devissuer import DevIssuer
+    from infra.devissuer_web import dev_issuer_router
+
+    directory = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
+    if settings.env is not Environment.DEVELOPMENT or not directory:
+        return ()
+    return (dev_issuer_router(DevIssuer.ensure(Path(directory))),)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.auth.errors import AuthError, auth_error_response
+from api.requests_log import path_template
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.outcomes import Issue
 from ingestion.responses import invalid_response, outcome_response, unavailable_response
@@ -50,13 +51,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return outcome_response(400, issues)
 
     @app.exception_handler(HTTPException)
-    async def http(_request: Request, exc: HTTPException) -> Response:
+    async def http(request: Request, exc: HTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        detail = str(exc.detail)
-        if exc.status_code == 405 and exc.headers:
-            detail = f"{detail}; this path takes {exc.headers.get('Allow', '')}"
+        detail, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of one route
+            operations = app.openapi()["paths"].get(path_template(request.scope), {})
+            allowed = ", ".join(sorted(m.upper() for m in operations)) or headers.get("Allow", "")
+            headers["Allow"] = allowed
+            detail = f"{detail}; this path takes {allowed}"
         issue = Issue("error", code, detail)
-        return outcome_response(exc.status_code, [issue], headers=exc.headers)
+        return outcome_response(exc.status_code, [issue], headers=headers)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -17,6 +17,7 @@ from api.errors import install_error_handlers
 from api.guards import RequestGuard
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
+from api.openapi import install_contract
 from api.requests_log import RequestLog
 from api.routes import (
     alerts,
@@ -118,6 +119,7 @@ def create_app(
     install_pages(app)
     for router in extra_routers:
         app.include_router(router)
+    install_contract(app)
     return app
 
 

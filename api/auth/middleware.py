@@ -61,9 +61,12 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     def _url(self, scope: Scope, headers: Headers) -> str:
-        path: str = scope.get("root_path", "") + scope["path"]
+        # The path as sent (percent-encoded), as the client signed it in htu.
+        raw = scope.get("raw_path")
+        sent = raw.decode("latin-1") if raw else str(scope["path"])
+        path = scope.get("root_path", "") + sent
         if self._public_url:
-            return self._public_url + str(scope["path"])
+            return self._public_url + sent
         host = headers.get("host")
         if not host:
             server = scope.get("server") or ("localhost", None)

@@ -252,6 +252,10 @@ class Param:
     doc: str
     required: bool = False
     repeats: bool = False
+    schema: dict[str, Any] | None = None  # the JSON Schema of one value (default: a string)
+
+
+_DATE_SCHEMA = {"type": "string", "pattern": r"^(eq|ge|gt|le|lt)?\d{4}(-\d{2}(-\d{2}(T.+)?)?)?$"}
 
 
 PATIENT = Param(
@@ -262,19 +266,61 @@ SEARCH: tuple[Param, ...] = (
     PATIENT,
     CODE,
     Param("category", "token", "vital-signs (measurements) or survey (NEWS2 scores)"),
-    Param("date", "date", "effective time with a prefix eq, ge, gt, le, lt", repeats=True),
-    Param("_lastUpdated", "date", "when malestrom stored it, with a prefix", repeats=True),
-    Param("_count", "number", f"page size, 0 (a count only) to {MAX_COUNT}; default 50"),
-    Param("_sort", "string", "-date (newest first, the default) or date"),
-    Param("_elements", "string", "comma-separated top-level elements to return"),
-    Param("_summary", "string", "count: the total only"),
-    Param("_total", "string", "accurate: the searchset's total; none (the default)"),
+    Param(
+        "date",
+        "date",
+        "effective time with a prefix eq, ge, gt, le, lt",
+        repeats=True,
+        schema=_DATE_SCHEMA,
+    ),
+    Param(
+        "_lastUpdated",
+        "date",
+        "when malestrom stored it, with a prefix",
+        repeats=True,
+        schema=_DATE_SCHEMA,
+    ),
+    Param(
+        "_count",
+        "number",
+        f"page size, 0 (a count only) to {MAX_COUNT}; default 50",
+        schema={"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+    ),
+    Param(
+        "_sort",
+        "string",
+        "-date (newest first, the default) or date",
+        schema={"type": "string", "enum": ["-date", "date"]},
+    ),
+    Param(
+        "_elements",
+        "string",
+        "comma-separated top-level elements to return",
+        schema={"type": "string", "pattern": r"^[a-zA-Z][a-zA-Z0-9]*(,[a-zA-Z][a-zA-Z0-9]*)*$"},
+    ),
+    Param(
+        "_summary",
+        "string",
+        "count: the total only",
+        schema={"type": "string", "enum": ["count", "false"]},
+    ),
+    Param(
+        "_total",
+        "string",
+        "accurate: the searchset's total; none (the default)",
+        schema={"type": "string", "enum": ["none", "estimate", "accurate"]},
+    ),
     Param("_cursor", "string", "the next page (from a next link)"),
 )
 LASTN: tuple[Param, ...] = (
     PATIENT,
     CODE,
-    Param("max", "number", "how many of each code, 1 to 1000; default 1"),
+    Param(
+        "max",
+        "number",
+        "how many of each code, 1 to 1000; default 1",
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
 )
 STATS: tuple[Param, ...] = (
     PATIENT,
@@ -285,9 +331,14 @@ STATS: tuple[Param, ...] = (
 TRENDS: tuple[Param, ...] = (
     PATIENT,
     Param("code", "token", "system|code or code", required=True),
-    Param("from", "date", "start of the period (inclusive)", required=True),
-    Param("to", "date", "end of the period (exclusive)", required=True),
-    Param("bucket", "string", "15m, 1h (the default) or 1d"),
+    Param("from", "date", "start of the period (inclusive)", required=True, schema=_DATE_SCHEMA),
+    Param("to", "date", "end of the period (exclusive)", required=True, schema=_DATE_SCHEMA),
+    Param(
+        "bucket",
+        "string",
+        "15m, 1h (the default) or 1d",
+        schema={"type": "string", "enum": ["15m", "1h", "1d"]},
+    ),
 )
 
 
@@ -300,15 +351,17 @@ def openapi_parameters(params: tuple[Param, ...], *, omit: tuple[str, ...] = ())
                 "in": "query",
                 "required": p.required,
                 "description": f"{p.doc} (FHIR type {p.type})",
-                "schema": {"type": "array", "items": {"type": "string"}}
-                if p.repeats
-                else {"type": "string"},
+                "schema": {"type": "array", "items": _schema(p)} if p.repeats else _schema(p),
                 **({"explode": True} if p.repeats else {}),
             }
             for p in params
             if p.name not in omit
         ]
     }
+
+
+def _schema(param: Param) -> dict[str, Any]:
+    return param.schema or {"type": "string", "minLength": 1}
 
 
 def strict_handling(prefer: str | None) -> bool:

@@ -23,10 +23,9 @@ import pytest
 
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres, postgres_install_dir
 from infra.engine import BUILD_HINT, timescaledb_installed
-from infra.migrate import upgrade
 from infra.topics import ensure_topics
 from ingestion.topics import Topics
-from tests.engines import ENGINES, mismatches, session_engine
+from tests.engines import ENGINES, migrate_for_tests, mismatches, session_engine
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +80,7 @@ def database_url(services_dir: Path) -> Iterator[str]:
 
 def _migrated(url: str) -> str:
     """Apply the migrations, then insist the database is the session's engine and profile."""
-    upgrade(url)
+    migrate_for_tests(url)
     wrong = mismatches(url, session_engine())
     if wrong:
         pytest.fail(f"MALESTROM_TEST_ENGINE={session_engine()}, but: {'; '.join(wrong)}")

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from infra.engine import EngineChoice, License, Recorded, probe_engine
+import psycopg
 
-__all__ = ["ENGINES", "EngineUnderTest", "mismatches", "session_engine"]
+from infra.engine import EngineChoice, License, Recorded, probe_engine
+from infra.migrate import upgrade
+
+__all__ = ["ENGINES", "EngineUnderTest", "migrate_for_tests", "mismatches", "session_engine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +71,20 @@ def mismatches(database_url: str, name: str) -> list[str]:
     if expected.timescaledb and running.license != expected.license:
         found.append(f"timescaledb.license = {running.license}")
     return found
+
+
+# TimescaleDB's scheduler runs a new database's policies at once and then on their schedules;
+# a test runs them when it means to (run_job runs a paused job all the same), never behind its
+# back, so a test's answers cannot change under it.
+PAUSE_POLICIES = """
+SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs
+WHERE hypertable_schema = 'public'
+"""
+
+
+def migrate_for_tests(database_url: str) -> None:
+    """Apply the migrations; on TimescaleDB pause the policies of the new layout."""
+    upgrade(database_url)
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('timescaledb_information.jobs')").fetchone() != (None,):
+            conn.execute(PAUSE_POLICIES)

@@ -4,41 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import ApiSettings
-from infra.migrate import migration_ids
-from ingestion.publisher import Record
 from streams.sinks import ObservationRow
 from tests.helpers import FNR_SYSTEM, fresh_fnr
-from tests.integration.storage_helpers import row, write
+from tests.integration.storage_helpers import reading_client, row, write
 
 pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2026, 10, 28, 22, 17, tzinfo=dt.UTC)  # deliberately not bucket-aligned
 
 
-class QuietPublisher:
-    """No broker is needed to read."""
-
-    async def publish(self, topic: str, records: Sequence[Record]) -> None:
-        raise AssertionError("reads publish nothing")
-
-    async def ping(self) -> bool:
-        return True
-
-
 @pytest.fixture(scope="module")
 def client(database_url: str) -> Iterator[TestClient]:
     """The API in-process on the real database."""
-    settings = ApiSettings(kafka_bootstrap="unused:9092", database_url=database_url)  # type: ignore[arg-type]
-    app = create_app(settings, expected_migrations=migration_ids(), publisher=QuietPublisher())
-    with TestClient(app) as test_client:
+    with reading_client(database_url) as test_client:
         yield test_client
 
 

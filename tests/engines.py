@@ -27,11 +27,18 @@ class EngineUnderTest:
     choice: EngineChoice
     license: License
     recorded: Recorded
+    edition: str | None  # as /healthz names it
+    says: str  # how `malestrom up` names the engine, after "storage: "
 
     @property
     def timescaledb(self) -> bool:
         """Whether the server must load TimescaleDB."""
         return self.choice == "timescaledb"
+
+    @property
+    def engine(self) -> str:
+        """The engine /healthz names."""
+        return self.recorded.engine
 
     def up_environment(self) -> dict[str, str]:
         """The settings that make `malestrom up` start this engine."""
@@ -40,13 +47,21 @@ class EngineUnderTest:
 
 ENGINES = {
     "postgresql": EngineUnderTest(
-        "postgresql", "timescale", Recorded("postgresql", None, "rollup")
+        "postgresql", "timescale", Recorded("postgresql", None, "rollup"), None, "PostgreSQL 18"
     ),
     "timescaledb": EngineUnderTest(
-        "timescaledb", "timescale", Recorded("timescaledb", "timescale", "continuous")
+        "timescaledb",
+        "timescale",
+        Recorded("timescaledb", "timescale", "continuous"),
+        "community",
+        "TimescaleDB 2.29.2 (Community edition) on PostgreSQL 18",
     ),
     "timescaledb-apache": EngineUnderTest(
-        "timescaledb", "apache", Recorded("timescaledb", "apache", "rollup")
+        "timescaledb",
+        "apache",
+        Recorded("timescaledb", "apache", "rollup"),
+        "apache",
+        "TimescaleDB 2.29.2 (Apache edition) on PostgreSQL 18",
     ),
 }
 

@@ -181,7 +181,8 @@ async def load_year(url: str, year_rows: int, others: int) -> str:
             )
         sink = ObservationSink(pool)
         start = time.perf_counter()
-        times = [NOW - dt.timedelta(minutes=i) for i in range(year_rows)]
+        # Oldest first, as a year of readings arrives.
+        times = [NOW - dt.timedelta(minutes=i) for i in reversed(range(year_rows))]
         for i in range(0, len(times), 20_000):
             rows = _rows(fnr, times[i : i + 20_000], rng)
             for j in range(0, len(rows), 5000):

@@ -35,7 +35,7 @@ NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 DAY, HOUR = dt.timedelta(days=1), dt.timedelta(hours=1)
 MIDNIGHT = NOW.replace(hour=0)  # readings placed after it stay within one daily chunk
 CHUNKS = """
-SELECT range_start, is_compressed FROM timescaledb_information.chunks
+SELECT range_start, range_end, is_compressed FROM timescaledb_information.chunks
 WHERE hypertable_name = 'observations' ORDER BY range_start
 """
 
@@ -129,8 +129,7 @@ def test_the_columnstore_policy_compresses_old_chunks_and_answers_stay_the_same(
     with reading_client(db) as client:
         assert _answers(client, fnr, start, end) == _truth(rows, start, end)
         run_policy(db, "policy_compression", "observations")
-        chunks = _chunk_states(db)
-        assert chunks == {30: True, 10: True, 2: False}
+        assert _compressed(db, 30, 10, 2) == {30: True, 10: True, 2: False}
         assert _answers(client, fnr, start, end) == _truth(rows, start, end)
 
 
@@ -142,20 +141,27 @@ def test_readings_written_into_the_columnstore_are_stored_once(db: str) -> None:
     rows = _pulses(fnr, MIDNIGHT - 20 * DAY, 100, dt.timedelta(minutes=5))
     write(db, rows)
     run_policy(db, "policy_compression", "observations")
-    assert _chunk_states(db) == {20: True}
+    assert _compressed(db, 20) == {20: True}
     late = row(fnr, MIDNIGHT - 20 * DAY + dt.timedelta(minutes=3), 66)
     write(db, [*rows[:50], late])  # a replay of compressed rows, with one new reading
     count = "SELECT count(*) FROM observations o JOIN patients p USING (patient_key)"
     assert scalar(db, count + " WHERE p.identifier_value = %s", fnr) == 101
 
 
-def _chunk_states(database_url: str) -> dict[int, bool]:
-    """``{age in days of the chunk's day: compressed}`` of every chunk."""
+def _chunks(database_url: str) -> list[tuple[dt.datetime, dt.datetime, bool]]:
+    """``(start, end, compressed)`` of every chunk (daily ones merge as they are compressed)."""
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        found = conn.execute(CHUNKS).fetchall()
-    return {(NOW - start).days: compressed for start, compressed in found}
+        return [(a, b, c) for a, b, c in conn.execute(CHUNKS).fetchall()]
+
+
+def _compressed(database_url: str, *days_ago: int) -> dict[int, bool]:
+    """Whether the chunk that holds the first hour after midnight, that many days ago, is in
+    the columnstore."""
+    chunks = _chunks(database_url)
+    at = {n: MIDNIGHT - n * DAY + HOUR for n in days_ago}
+    return {n: next(c for a, b, c in chunks if a <= t < b) for n, t in at.items()}
 
 
 @pytest.mark.engine("postgresql", "timescaledb", "timescaledb-apache")
@@ -172,7 +178,7 @@ def test_retention_removes_what_is_older_than_the_retention_period(db: str, engi
     assert scalar(db, times + " (patient_key) WHERE p.identifier_value = %s", fnr) == MIDNIGHT - DAY
     assert scalar(db, "SELECT count(*) FROM observations") == 10
     if engine != "postgresql":
-        assert list(_chunk_states(db)) == [1]
+        assert [(a, b) for a, b, _ in _chunks(db)] == [(MIDNIGHT - DAY, MIDNIGHT)]
 
 
 @pytest.mark.engine("timescaledb-apache")

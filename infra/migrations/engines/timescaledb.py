@@ -68,18 +68,21 @@ def _continuous_aggregate(grain: str, width: str) -> list[str]:
 
 
 _COMMUNITY_SQL = [
-    # One patient's readings of one code lie together, in time order, in the columnstore: what
-    # every question asks for, and what compresses best (neighbouring values and resources).
-    # A home patient sends a few readings a day: a day's segment would hold a handful of rows,
-    # too few to compress (a small row is not even TOAST-compressed), so daily chunks are
-    # merged into 30-day chunks as they move to the columnstore. Chunks merge only when their
-    # settings equal the hypertable's, so the sparse indexes TimescaleDB would add to each
-    # chunk by itself (a bloom filter on the primary key) are named here instead.
+    # One patient's readings lie together in the columnstore, by code and then newest first:
+    # what every question asks for (one patient, a code, a time range), and what compresses
+    # best. A home patient sends a few readings a day, too few for a day's segment to
+    # compress (a small row is not even TOAST-compressed), so daily chunks are merged into
+    # 30-day chunks as they move to the columnstore; as time is not the first ordering
+    # column, TimescaleDB recompresses a chunk when a day is merged into it, and a patient's
+    # month becomes one segment. Chunks merge only when their settings equal the
+    # hypertable's, so the sparse indexes TimescaleDB would add to each chunk by itself (a
+    # bloom filter on the primary key) are named here instead.
     """ALTER TABLE observations SET (
         timescaledb.enable_columnstore,
-        timescaledb.segmentby = 'patient_key, code',
-        timescaledb.orderby = 'effective DESC, id DESC',
-        timescaledb.sparse_index = 'bloom(id, effective), minmax(effective), minmax(id)',
+        timescaledb.segmentby = 'patient_key',
+        timescaledb.orderby = 'code, effective DESC, id DESC',
+        timescaledb.sparse_index = 'bloom(id, effective), minmax(code), minmax(effective),
+                                    minmax(id)',
         timescaledb.compress_chunk_time_interval = '30 days')""",
     "CALL add_columnstore_policy('observations', after => INTERVAL '7 days')",
     """SELECT add_retention_policy('observations',

@@ -6,6 +6,7 @@ Keyword-only functions over an async connection, as in `api.queries`.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -16,6 +17,7 @@ __all__ = [
     "ALERT_COLUMNS",
     "acknowledge_alert",
     "alert_events_after",
+    "event_id_range",
     "get_alert",
     "get_patient_settings",
     "list_alerts",
@@ -84,6 +86,22 @@ async def put_patient_settings(
         " VALUES (%s, %s, %s, %s)",
         (patient_key, Jsonb(values), set_by, now),
     )
+    if values["organisation"] is not None:
+        await _assign_unplaced_alerts(conn, patient_key, values["organisation"], set_by, now)
+
+
+async def _assign_unplaced_alerts(
+    conn: AsyncConnection[Any], patient_key: str, organisation: str, by: str, now: dt.datetime
+) -> None:
+    """Give the patient's alerts raised before any organisation was known that organisation,
+    with an event, so that they reach its alert list and live stream."""
+    cur = await conn.execute(
+        "UPDATE alerts SET organisation = %s WHERE patient_key = %s AND organisation IS NULL"
+        " RETURNING id::text",
+        (organisation, patient_key),
+    )
+    for (alert_id,) in await cur.fetchall():
+        await _event(conn, alert_id, "assigned", by, now, {"organisation": organisation})
 
 
 async def get_patient_settings(
@@ -117,7 +135,7 @@ async def put_organisation_settings(
             context_freshness_minutes, ack_timeout_minutes, updated_by, updated_at)
         VALUES (%(org)s, %(name)s, %(policy)s, %(fresh)s, %(context)s, %(ack)s, %(by)s, %(now)s)
         ON CONFLICT (org_id) DO UPDATE SET
-            name = EXCLUDED.name, policy = EXCLUDED.policy,
+            name = coalesce(EXCLUDED.name, organisations.name), policy = EXCLUDED.policy,
             freshness_minutes = EXCLUDED.freshness_minutes,
             context_freshness_minutes = EXCLUDED.context_freshness_minutes,
             ack_timeout_minutes = EXCLUDED.ack_timeout_minutes,
@@ -139,7 +157,7 @@ async def put_organisation_settings(
 async def list_alerts(
     *,
     conn: AsyncConnection[Any],
-    organisation: str | None,
+    organisations: Sequence[str] | None,
     status: str | None,
     level: str | None,
     patient_key: str | None,
@@ -151,7 +169,7 @@ async def list_alerts(
         f"""
         SELECT {ALERT_COLUMNS}
         FROM alerts a JOIN patients p ON p.patient_key = a.patient_key
-        WHERE (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
+        WHERE (%(all)s OR a.organisation = ANY(%(orgs)s::text[]))
           AND (%(status)s::text IS NULL OR a.status = %(status)s::text)
           AND (%(level)s::text IS NULL OR a.level = %(level)s::text)
           AND (%(patient)s::uuid IS NULL OR a.patient_key = %(patient)s::uuid)
@@ -159,7 +177,8 @@ async def list_alerts(
         LIMIT %(limit)s
         """,  # noqa: S608 - the only interpolation is a constant column list
         {
-            "org": organisation,
+            "all": organisations is None,
+            "orgs": list(organisations or ()),
             "status": status,
             "level": level,
             "patient": patient_key,
@@ -238,7 +257,7 @@ async def alert_events_after(
     *,
     conn: AsyncConnection[Any],
     after: int,
-    organisation: str | None,
+    organisations: Sequence[str] | None,
     skip: list[int] | None = None,
     limit: int = 500,
 ) -> list[dict[str, Any]]:
@@ -247,31 +266,45 @@ async def alert_events_after(
     await cur.execute(
         f"""
         SELECT e.id AS event_id, e.type AS event, e.at AS event_at, e.actor AS event_actor,
-               {ALERT_COLUMNS}
+               e.level AS event_level, e.status AS event_status, {ALERT_COLUMNS}
         FROM alert_events e
         JOIN alerts a ON a.id = e.alert_id
         JOIN patients p ON p.patient_key = a.patient_key
         WHERE e.id > %(after)s AND NOT (e.id = ANY(%(skip)s::bigint[]))
-          AND (%(org)s::text IS NULL OR a.organisation = %(org)s::text)
+          AND (%(all)s OR a.organisation = ANY(%(orgs)s::text[]))
         ORDER BY e.id
         LIMIT %(limit)s
         """,  # noqa: S608 - the only interpolation is a constant column list
-        {"after": after, "skip": skip or [], "org": organisation, "limit": limit},
+        {
+            "after": after,
+            "skip": skip or [],
+            "all": organisations is None,
+            "orgs": list(organisations or ()),
+            "limit": limit,
+        },
     )
     return await cur.fetchall()
 
 
+async def event_id_range(*, conn: AsyncConnection[Any]) -> tuple[int | None, int | None]:
+    """The oldest and newest alert event ids kept (None, None when there are none)."""
+    cur = await conn.execute("SELECT min(id), max(id) FROM alert_events")
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
 async def organisation_board(
-    *, conn: AsyncConnection[Any], organisation: str
+    *, conn: AsyncConnection[Any], organisations: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Every patient of the organisation with their latest scores and active alert."""
+    """Every patient of the organisations with their latest scores and active alert."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         """
         WITH members AS (
-            SELECT patient_key FROM patient_settings WHERE organisation = %(org)s
+            SELECT patient_key FROM patient_settings WHERE organisation = ANY(%(orgs)s::text[])
             UNION
-            SELECT DISTINCT patient_key FROM news2_scores WHERE organisation = %(org)s
+            SELECT DISTINCT patient_key FROM news2_scores
+            WHERE organisation = ANY(%(orgs)s::text[])
         )
         SELECT p.patient_key::text AS patient_key, p.identifier_system, p.identifier_value,
                latest.scores, alert.id::text AS alert_id, alert.level AS alert_level,
@@ -293,7 +326,7 @@ async def organisation_board(
             ORDER BY CASE level WHEN 'emergency' THEN 0 ELSE 1 END, raised_at DESC LIMIT 1
         ) alert ON true
         """,
-        {"org": organisation},
+        {"orgs": list(organisations)},
     )
     return await cur.fetchall()
 

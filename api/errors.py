@@ -1,21 +1,37 @@
-"""The one exception handler: domain errors → FHIR OperationOutcome with the right status."""
+"""The one exception handler: domain errors → FHIR OperationOutcome with the right status.
+
+A database that is down or slow answers 503 with ``Retry-After`` (never a hang, never a 500);
+anything unexpected is a 500 OperationOutcome that carries the correlation id, and is logged
+with it — never a plain-text error page.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api.auth.errors import AuthError, auth_error_response
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.outcomes import Issue
 from ingestion.responses import invalid_response, outcome_response, unavailable_response
 
 __all__ = ["install_error_handlers"]
 
+log = logging.getLogger(__name__)
+
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error the API can meet to an OperationOutcome."""
+
+    @app.exception_handler(AuthError)
+    async def refused(_request: Request, exc: AuthError) -> Response:
+        return auth_error_response(exc)
 
     @app.exception_handler(InvalidReadingError)
     async def invalid(_request: Request, exc: InvalidReadingError) -> Response:
@@ -35,5 +51,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http(_request: Request, exc: HTTPException) -> Response:
-        code = "not-found" if exc.status_code == 404 else "processing"
-        return outcome_response(exc.status_code, [Issue("error", code, str(exc.detail))])
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        detail = str(exc.detail)
+        if exc.status_code == 405 and exc.headers:
+            detail = f"{detail}; this path takes {exc.headers.get('Allow', '')}"
+        issue = Issue("error", code, detail)
+        return outcome_response(exc.status_code, [issue], headers=exc.headers)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(_request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return unavailable_response(UnavailableError("the database is unavailable"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        correlation = getattr(request.state, "correlation_id", None) or "none"
+        log.error("unexpected %s (correlation id %s)", type(exc).__name__, correlation,
+                  exc_info=exc)  # fmt: skip
+        text = f"an unexpected error; quote correlation id {correlation} when you report it"
+        return outcome_response(500, [Issue("error", "exception", text)],
+                                headers={"correlation-id": correlation})  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -69,7 +69,7 @@ class AlertFeed:
             waker.set()
 
     async def events(
-        self, *, after: int, organisation: str | None
+        self, *, after: int, organisations: Sequence[str] | None
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield alert events with ids above ``after``, then new ones as they are committed.
 
@@ -87,7 +87,7 @@ class AlertFeed:
                 waker.clear()
                 async with self._pool.connection() as conn:
                     rows = await alerting.alert_events_after(
-                        conn=conn, after=after, organisation=organisation, skip=sorted(delivered)
+                        conn=conn, after=after, organisations=organisations, skip=sorted(delivered)
                     )
                 for row in rows:
                     delivered.add(row["event_id"])

@@ -5,15 +5,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
+from api.auth.authenticator import build_authenticator
+from api.auth.middleware import AuthMiddleware
+from api.auth.principals import Principal, Scope
+from api.auth.replay import ReplayCache, ReplayStore
+from api.deps import requires
 from api.errors import install_error_handlers
-from api.known import StoredIds
+from api.guards import RequestGuard
+from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
-from api.routes import alerts, health, news2, observations, trends
+from api.requests_log import RequestLog
+from api.routes import (
+    alerts,
+    audit,
+    health,
+    me,
+    metadata,
+    news2,
+    observations,
+    organisations,
+    trends,
+)
 from api.settings import ApiSettings
 from api.storage import probe_storage
+from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
 from ingestion.mapping import load_templates
 from ingestion.publisher import KafkaPublisher, Publisher
@@ -27,13 +45,23 @@ def create_app(
     *,
     expected_migrations: tuple[str, ...],
     publisher: Publisher | None = None,
+    replay: ReplayStore | None = None,
+    extra_routers: tuple[APIRouter, ...] = (),
 ) -> FastAPI:
-    """Build the API. ``expected_migrations`` are the schema versions /healthz requires."""
+    """Build the API and the pages. ``expected_migrations`` are the schema versions /healthz
+    requires; ``publisher`` and ``replay`` replace the Kafka producer and the shared replay
+    cache (tests of one process without a broker or database); ``extra_routers`` are added by
+    the composition root (the development issuer's login pages)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url.get_secret_value(), open=False, min_size=1, max_size=10
+            settings.database_url.get_secret_value(),
+            open=False,
+            min_size=1,
+            max_size=10,
+            timeout=settings.database_timeout,  # a request waits this long, then 503
+            check=AsyncConnectionPool.check_connection,  # a connection gone stale is replaced
         )
         await pool.open(wait=False)
         app.state.storage = None
@@ -47,33 +75,53 @@ def create_app(
         )
         app.state.pool = pool
         app.state.publisher = kafka
+        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(pool))
         app.state.receiver = receiver.Receiver(
             publisher=kafka,
             topics=Topics(settings.topic_prefix),
             mode=settings.identity_mode,
             known=StoredIds(pool),
             unknown_codes=settings.unknown_codes,
+            sender_of=_sender_of,
+            custody=StoredCustody(pool),
         )
         app.state.templates = load_templates()
         app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)
         app.state.alert_feed.start()
+        http = open_web(app)
         try:
             yield
         finally:
+            await http.aclose()
             await app.state.alert_feed.stop()
             if isinstance(kafka, KafkaPublisher):
                 kafka.close()
             await pool.close()
 
-    app = FastAPI(title="malestrom", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="malestrom", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
+    app.add_middleware(AuthMiddleware, public_url=settings.public_url)
+    app.add_middleware(RequestGuard)  # sizes and NUL bytes, before anything reads them
+    app.add_middleware(RequestLog)  # outermost: every answer, refusals included, is logged
+    ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)
-    app.include_router(receiver.router)
-    app.include_router(vendor_receiver.router)
-    app.include_router(observations.router)
-    app.include_router(trends.router)
-    app.include_router(news2.router)
-    app.include_router(alerts.router)
+    app.include_router(metadata.router)
+    app.include_router(receiver.router, dependencies=ingest)
+    app.include_router(vendor_receiver.router, dependencies=ingest)
+    for module in (observations, trends, news2, organisations, alerts, me, audit):
+        app.include_router(module.router)
+    serve_offline_docs(app)
+    install_pages(app)
+    for router in extra_routers:
+        app.include_router(router)
     return app
+
+
+def _sender_of(request: Request) -> receiver.Sender:
+    """The sending system of an ingest request, from its access token."""
+    principal: Principal = request.state.principal
+    return receiver.Sender(principal.client_id, principal.organisation)

@@ -12,6 +12,7 @@ __all__ = [
     "AcknowledgeRequest",
     "IdentifierIn",
     "OrganisationSettingsUpdate",
+    "OrganisationUpdate",
     "PatientSettingsUpdate",
     "ResolveRequest",
 ]
@@ -32,9 +33,13 @@ class PatientSettingsUpdate(_Strict):
     """A clinician's NEWS2 settings for a patient; unset fields fall back to the organisation's."""
 
     patient: IdentifierIn
-    set_by: str = Field(min_length=1, description="who sets them, e.g. an HPR number")
-    organisation: str | None = None
-    spo2_scale: Literal[1, 2] = 1
+    set_by: str | None = Field(
+        None, deprecated=True, description="ignored: who sets them comes from the access token"
+    )
+    organisation: str | None = Field(
+        None, description="the organisation number (9 digits) whose patient this is"
+    )
+    spo2_scale: Literal[1, 2] = Field(1, description="1, or 2 for confirmed hypercapnic failure")
     long_term_oxygen: bool | None = Field(
         None, description="true: on oxygen per care plan; false: room air; null: unknown"
     )
@@ -43,11 +48,20 @@ class PatientSettingsUpdate(_Strict):
     expected_interval_minutes: int | None = Field(None, gt=0, le=31 * 24 * 60)
 
 
+class OrganisationUpdate(_Strict):
+    """An organisation's name and its parent (Enhetsregisteret: a unit under a main entity)."""
+
+    name: str | None = Field(None, max_length=200)
+    parent: str | None = Field(None, description="the parent's organisation number (9 digits)")
+
+
 class OrganisationSettingsUpdate(_Strict):
     """An organisation's NEWS2 response settings."""
 
-    set_by: str = Field(min_length=1)
-    name: str | None = None
+    set_by: str | None = Field(
+        None, deprecated=True, description="ignored: who sets them comes from the access token"
+    )
+    name: str | None = Field(None, max_length=200)
     policy: dict[str, Any] = Field(default_factory=lambda: {"rule": "rcp"})
     freshness_minutes: int = Field(60, gt=0, le=24 * 60)
     context_freshness_minutes: int = Field(24 * 60, gt=0, le=14 * 24 * 60)
@@ -65,11 +79,15 @@ class OrganisationSettingsUpdate(_Strict):
 class AcknowledgeRequest(_Strict):
     """A nurse takes an alert."""
 
-    by: str = Field(min_length=1, description="who acknowledges, e.g. an HPR number")
+    by: str | None = Field(
+        None, deprecated=True, description="ignored: who acknowledges comes from the access token"
+    )
 
 
 class ResolveRequest(_Strict):
     """A nurse closes an alert with a note (journaled as VKP-DHO's Composition)."""
 
-    by: str = Field(min_length=1)
+    by: str | None = Field(
+        None, deprecated=True, description="ignored: who resolves comes from the access token"
+    )
     note: str = Field(min_length=1, max_length=10_000)

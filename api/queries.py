@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
@@ -16,12 +17,14 @@ __all__ = [
     "CodeRef",
     "DateBound",
     "PatientRef",
+    "SearchFilter",
     "aggregate_buckets",
     "applied_migrations",
+    "count_observations",
     "last_n",
     "latest_units",
     "patient_keys",
-    "record_audit",
+    "read_observation",
     "search_observations",
     "worker_partitions",
 ]
@@ -82,35 +85,60 @@ def _where(
     return sql.SQL(" AND ").join(parts), params
 
 
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """What a search asks for, besides the patient: codes, category and time bounds."""
+
+    codes: Sequence[CodeRef] = ()
+    category: CodeRef | None = None
+    dates: Sequence[DateBound] = ()  # on the effective time
+    updated: Sequence[DateBound] = ()  # on the time malestrom stored it
+
+
+def _search_conditions(
+    keys: Sequence[str], wanted: SearchFilter
+) -> tuple[list[sql.Composable], dict[str, Any]]:
+    where, params = _where(keys, wanted.codes)
+    conditions: list[sql.Composable] = [where]
+    if not wanted.codes and wanted.category is None:  # derived NEWS2 scores: when asked for
+        conditions.append(sql.SQL("o.source <> 'news2'"))
+    if wanted.category is not None:
+        system, code = wanted.category
+        coding = {"code": code} | ({"system": system} if system else {})
+        conditions.append(sql.SQL("o.resource->'category' @> %(category)s"))
+        params["category"] = Jsonb([{"coding": [coding]}])
+    for column, bounds in (("effective", wanted.dates), ("stored", wanted.updated)):
+        for i, (op, instant) in enumerate(bounds):
+            name = f"{column}{i}"
+            conditions.append(
+                sql.SQL("o.{} {} {}").format(
+                    sql.Identifier(column), sql.SQL(op), sql.Placeholder(name)
+                )
+            )
+            params[name] = instant
+    return conditions, params
+
+
 async def search_observations(
     *,
     conn: AsyncConnection[Any],
     keys: Sequence[str],
-    codes: Sequence[CodeRef] = (),
-    dates: Sequence[DateBound] = (),
+    wanted: SearchFilter = SearchFilter(),
     newest_first: bool = True,
     after: tuple[dt.datetime, str] | None = None,
     count: int,
 ) -> list[tuple[str, str, str, dt.datetime]]:
     """Return ``(patient_key, id, resource JSON, effective)`` in (effective, id) order.
 
-    Without ``codes`` the patient's measurements are returned; NEWS2 scores, which malestrom
-    derives from them, only when their code is asked for.
+    Without codes or category the patient's measurements are returned; NEWS2 scores, which
+    malestrom derives from them, only when their code or category (survey) is asked for.
 
     ``after`` is the keyset cursor: the (effective, id) of the last row of the previous page;
     rows inserted meanwhile never shift a page, since a page starts strictly after it.
     """
     if not keys:
         return []
-    where, params = _where(keys, codes)
-    conditions = [where]
-    if not codes:  # derived NEWS2 scores are returned when asked for by their code
-        conditions.append(sql.SQL("o.source <> 'news2'"))
-    for i, (op, instant) in enumerate(dates):
-        conditions.append(
-            sql.SQL("o.effective {} {}").format(sql.SQL(op), sql.Placeholder(f"d{i}"))
-        )
-        params[f"d{i}"] = instant
+    conditions, params = _search_conditions(keys, wanted)
     direction = sql.SQL("DESC" if newest_first else "ASC")
     if after is not None:
         conditions.append(
@@ -129,6 +157,34 @@ async def search_observations(
     ).format(sql.SQL(" AND ").join(conditions), dir=direction)
     cur = await conn.execute(query, params)
     return [(r[0], r[1], r[2], r[3]) for r in await cur.fetchall()]
+
+
+async def count_observations(
+    *, conn: AsyncConnection[Any], keys: Sequence[str], wanted: SearchFilter
+) -> int:
+    """How many Observations the search matches (for ``_total=accurate`` and counts)."""
+    if not keys:
+        return 0
+    conditions, params = _search_conditions(keys, wanted)
+    query = sql.SQL("SELECT count(*) FROM observations o WHERE {}").format(
+        sql.SQL(" AND ").join(conditions)
+    )
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_observation(
+    *, conn: AsyncConnection[Any], resource_id: str
+) -> tuple[str, str, str, dt.datetime] | None:
+    """One stored Observation by id: ``(patient_key, resource JSON, version, stored)``."""
+    cur = await conn.execute(
+        "SELECT patient_key::text, resource::text, md5(resource::text), stored"
+        " FROM observations WHERE id = %s::uuid ORDER BY stored DESC LIMIT 1",
+        (resource_id,),
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1], row[2], row[3]) if row else None
 
 
 async def last_n(
@@ -228,34 +284,6 @@ async def aggregate_buckets(
     ).format(sql.SQL(" UNION ALL ").join(parts))
     cur = await conn.execute(query, params)
     return [(r[0], int(r[1]), r[2], r[3], r[4]) for r in await cur.fetchall()]
-
-
-async def record_audit(
-    *,
-    conn: AsyncConnection[Any],
-    patient_keys: set[str],
-    agent: str,
-    action: str,
-    resource: str,
-    outcome: str,
-    organisation: str | None = None,
-    purpose: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """Write one audit event per patient whose data was read (one event when none matched)."""
-    keys: list[str | None] = [*sorted(patient_keys)] or [None]
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            """
-            INSERT INTO audit_events
-                (patient_key, agent, organisation, purpose, action, resource, outcome, detail)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            [
-                (key, agent, organisation, purpose, action, resource, outcome, Jsonb(detail))
-                for key in keys
-            ],
-        )
 
 
 async def applied_migrations(*, conn: AsyncConnection[Any]) -> set[str]:

@@ -2,7 +2,8 @@
 
 Starts the embedded stack (PostgreSQL + Tansu, migrated, topics created) in a temporary
 directory, runs the API under uvicorn on a free 127.0.0.1 port (``--workers`` processes), and
-posts unique 100-entry Bundles from an async httpx client for ``--seconds``. Prints readings/s
+posts unique 100-entry Bundles from an async httpx client for ``--seconds``, as a hub with a
+DPoP-bound token of a development issuer (as a hub meets the API). Prints readings/s
 and where the time goes per reading: parse + validate (in-process), publish to the broker
 (in-process, acks=all), and the HTTP rest (server framework, client, transport).
 
@@ -30,6 +31,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.migrate import upgrade
 from infra.processes import free_port, spawn, stop, wait_for_port
@@ -113,13 +115,19 @@ def in_process_costs(bodies: list[bytes], bootstrap: str, topics: Topics) -> dic
     return {"parse": parse_s, "publish": publish_s}
 
 
-async def load(url: str, bodies: list[bytes], seconds: float, concurrency: int) -> tuple[int, int]:
-    """Post bundles for ``seconds``; return (readings accepted, non-200 responses)."""
+async def load(
+    url: str,
+    bodies: list[bytes],
+    seconds: float,
+    concurrency: int,
+    auth: httpx.Auth | None = None,
+) -> tuple[int, int]:
+    """Post bundles for ``seconds`` (as ``auth``); return (readings accepted, non-200s)."""
     headers = {"Content-Type": "application/fhir+json"}
     deadline = time.monotonic() + seconds
     accepted = failed = 0
     limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30, auth=auth) as client:
 
         async def one_worker(offset: int) -> None:
             nonlocal accepted, failed
@@ -164,19 +172,22 @@ def main() -> int:
             topics = Topics(f"bench-{uuid.uuid4().hex[:8]}")
             ensure_topics(bootstrap, topics, partitions=8)
             port = free_port()
+            issuer = DevIssuer.ensure(data / "dev-issuer")
             env = {
                 **os.environ,
+                **issuer.env(),
                 "MALESTROM_KAFKA_BOOTSTRAP": bootstrap,
                 "MALESTROM_DATABASE_URL": database_url,
                 "MALESTROM_TOPIC_PREFIX": topics.prefix,
             }
-            api = spawn(_uvicorn(port, args.workers), env=env, log=data / "api.log")
+            api = spawn(uvicorn_command(port, args.workers), env=env, log=data / "api.log")
             wait_for_port("127.0.0.1", port, timeout=60, alive=lambda: api.poll() is None)
             costs = in_process_costs(bodies[:50], bootstrap, topics)
-            asyncio.run(load(f"http://127.0.0.1:{port}", bodies[:20], 2.0, 4))  # warm up
+            hub = issuer.mint("hub").auth()
+            asyncio.run(load(f"http://127.0.0.1:{port}", bodies[:20], 2.0, 4, hub))  # warm up
             start = time.perf_counter()
             accepted, failed = asyncio.run(
-                load(f"http://127.0.0.1:{port}", bodies, args.seconds, args.concurrency)
+                load(f"http://127.0.0.1:{port}", bodies, args.seconds, args.concurrency, hub)
             )
             elapsed = time.perf_counter() - start
         finally:
@@ -188,7 +199,8 @@ def main() -> int:
     return 0
 
 
-def _uvicorn(port: int, workers: int) -> list[str]:
+def uvicorn_command(port: int, workers: int) -> list[str]:
+    """The API under uvicorn (the benchmark's app factory) on ``port``."""
     return [
         sys.executable, "-m", "uvicorn", "bench_app:create", "--factory",
         "--app-dir", str(Path(__file__).parent),

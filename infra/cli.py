@@ -7,20 +7,29 @@
     malestrom news2 score INPUT.csv [-o OUTPUT.csv]                     batch NEWS2 scoring
     malestrom dlq list [--bootstrap B]                                  dead letters, with errors
     malestrom dlq replay [--id P:O ...] [--bootstrap B]                 re-feed after a fix
+    malestrom dev-issuer --dir D [--issuer URL]                         a development issuer
+    malestrom token --role R [--org ORGNR] [--pid FNR]                 a development token
+    malestrom call METHOD PATH [--role R] [--data FILE]                 a DPoP-signed request
     malestrom worker | api | simulate                                   the supervised children
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
+from infra.logs import configure_logging
+
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from api.settings import ApiSettings
+    from infra.devissuer import DevIssuer, Minted
     from ingestion.topics import Topics
 
 __all__ = ["main"]
@@ -28,9 +37,7 @@ __all__ = ["main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    configure_logging()
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "news2":
@@ -70,7 +77,35 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--url", required=True)
     sim.add_argument("-n", type=int, default=10)
     sim.add_argument("--interval", type=float, default=30.0)
+    sim.add_argument("--data-dir", type=Path, default=None)
+    dev = sub.add_parser("dev-issuer", help="create the development issuer; print its settings")
+    dev.add_argument("--dir", type=Path, required=True)
+    dev.add_argument("--issuer", default=None, help="its identifier (an URL ending /dev/issuer)")
+    token = sub.add_parser("token", help="a development token and its DPoP key (JWK)")
+    token.add_argument("--json", action="store_true", help="one JSON object instead of 2 lines")
+    _token_options(token)
+    call = sub.add_parser("call", help="send a DPoP-signed request to the running API")
+    call.add_argument("method", help="GET, POST, PUT, …")
+    call.add_argument("path", help="e.g. /api/v1/board or '/fhir/Observation?code=8867-4'")
+    call.add_argument("--data", default=None, help="a file with the request body, or - (stdin)")
+    call.add_argument("--content-type", default="application/json")
+    call.add_argument("--stream", action="store_true", help="print a stream (SSE) as it comes")
+    call.add_argument("--url", default="http://127.0.0.1:8080", help="the API's base URL")
+    _token_options(call)
     return parser
+
+
+def _token_options(parser: argparse.ArgumentParser) -> None:
+    from infra.devissuer import ROLES
+
+    parser.add_argument("--role", choices=sorted(ROLES), default="nurse")
+    parser.add_argument("--org", default=None, help="organisation number (9 digits)")
+    parser.add_argument("--pid", default=None, help="fødselsnummer (synthetic) of the person")
+    parser.add_argument(
+        "--scope", action="append", default=[], help="a scope name instead of the role's"
+    )
+    parser.add_argument("--lifetime", type=int, default=3600, help="seconds")
+    parser.add_argument("--data-dir", type=Path, default=None)
 
 
 def _data_dir(value: Path | None) -> Path:
@@ -133,16 +168,116 @@ def _api(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
     from infra.migrate import migration_ids
 
-    app = create_app(ApiSettings(), expected_migrations=migration_ids())
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    settings = ApiSettings()
+    app = create_app(
+        settings, expected_migrations=migration_ids(), extra_routers=_dev_routers(settings)
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,  # our request log (api.requests_log) instead: route templates only
+        log_config=None,  # keep infra.logs' one format
+        use_colors=False,
+    )
     return 0
+
+
+def _dev_routers(settings: ApiSettings) -> tuple[APIRouter, ...]:
+    """The development issuer's login pages, when the API runs in development with it."""
+    import os
+
+    from api.settings import Environment
+    from infra.devissuer import DevIssuer
+    from infra.devissuer_web import dev_issuer_router
+
+    directory = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
+    if settings.env is not Environment.DEVELOPMENT or not directory:
+        return ()
+    return (dev_issuer_router(DevIssuer.ensure(Path(directory))),)
 
 
 def _simulate(args: argparse.Namespace) -> int:
     from infra.simulator import run_simulator
 
-    run_simulator(args.url, args.n, interval_s=args.interval)
+    run_simulator(args.url, args.n, _dev_issuer(args), interval_s=args.interval)
     return 0
+
+
+def _dev_issuer(args: argparse.Namespace) -> DevIssuer:
+    """The development issuer that `malestrom up` made (or the one named by the environment)."""
+    import os
+
+    from infra.devissuer import DevIssuer
+
+    directory = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
+    path = Path(directory) if directory else _data_dir(args.data_dir) / "dev-issuer"
+    if not (path / "signing-key.jwk").exists():
+        raise SystemExit(
+            f"malestrom: no development issuer in {path}; start `malestrom up` (development, "
+            "no issuers configured) first, or give --data-dir"
+        )
+    return DevIssuer.ensure(path)
+
+
+def _create_dev_issuer(args: argparse.Namespace) -> int:
+    from infra.devissuer import DevIssuer
+
+    issuer = DevIssuer.ensure(args.dir, args.issuer)
+    for name, value in issuer.env().items():
+        print(f"{name}={value}")  # noqa: T201 - the command's output
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    minted = _mint(args)
+    key = minted.key.as_dict(private=True)
+    if args.json:  # for scripts: one JSON object with the token and its key
+        out = {"token_type": "DPoP", "access_token": minted.token, "dpop_jwk": key}
+        print(json.dumps(out))  # noqa: T201 - the command's output
+        return 0
+    print(minted.token)  # noqa: T201 - the command's output
+    print(json.dumps(key))  # noqa: T201
+    return 0
+
+
+def _mint(args: argparse.Namespace) -> Minted:
+    try:
+        return _dev_issuer(args).mint(
+            args.role,
+            org=args.org,
+            pid=args.pid,
+            scopes=tuple(args.scope) or None,
+            lifetime_s=args.lifetime,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"malestrom: {exc}") from exc
+
+
+def _call(args: argparse.Namespace) -> int:
+    import httpx
+
+    minted = _mint(args)
+    headers = {"Content-Type": args.content_type}
+    body = Path(args.data).read_bytes() if args.data else None
+    if args.data == "-":
+        body = sys.stdin.buffer.read()
+    request: dict[str, Any] = {"content": body, "headers": headers, "auth": minted.auth()}
+    with httpx.Client(base_url=args.url, timeout=httpx.Timeout(30.0, read=None)) as client:
+        if args.stream:  # Server-Sent Events: print each line as it arrives, until Ctrl-C
+            with client.stream(args.method.upper(), args.path, **request) as response:
+                print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201
+                for line in response.iter_lines():
+                    print(line, flush=True)  # noqa: T201 - the command's output
+            return 0 if response.is_success else 1
+        response = client.request(args.method.upper(), args.path, **request)
+    print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201 - the command's output
+    try:
+        print(json.dumps(response.json(), indent=2, ensure_ascii=False))  # noqa: T201
+    except ValueError:
+        print(response.text)  # noqa: T201
+    return 0 if response.is_success else 1
 
 
 def _dlq_target(args: argparse.Namespace) -> tuple[str, Topics]:
@@ -189,10 +324,10 @@ _COMMANDS = {
     "worker": _worker,
     "api": _api,
     "simulate": _simulate,
+    "token": _token,
+    "dev-issuer": _create_dev_issuer,
+    "call": _call,
 }
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
     sys.exit(main())

@@ -25,3 +25,11 @@ class UpSettings(BaseSettings):
     partitions: int = 8
     # Group join takes about half the session timeout: short for the embedded broker.
     embedded_session_timeout: float = 6.0
+    env: str = "development"
+    helseid_issuer: str | None = None
+    citizen_issuer: str | None = None
+
+    @property
+    def wants_dev_issuer(self) -> bool:
+        """Development with no issuer configured: `malestrom up` makes a local one."""
+        return self.env == "development" and not (self.helseid_issuer or self.citizen_issuer)

@@ -5,6 +5,9 @@ readings a minute: heart rate, SpO2, blood pressure, temperature, respiration ra
 as a random walk around their baseline; about one in six slowly deteriorates, so the nurse's
 board fills with NEWS2 scores and, in time, alerts. At start the fleet is placed in one
 organisation (`SIMULATED_ORGANISATION`) on room air, with an hourly measurement schedule.
+
+It acts as the organisation's systems would: readings are sent with a hub's token (scope
+``ingest``), the settings with a nurse's (scope ``settings``), both from the development issuer.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import logging
 import random
 import signal
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer, DpopAuth
 from ingestion.codes import LOINC, UCUM
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 
@@ -31,7 +36,6 @@ __all__ = [
     "run_simulator",
 ]
 
-SIMULATED_ORGANISATION = "simulert-hjemmetjeneste"
 ACVPU_CODE = "1104441000000107"
 # Per reading, how a deteriorating patient's vital signs drift (code → change).
 _DRIFT = {"8867-4": 0.4, "2708-6": -0.06, "8310-5": 0.02, "9279-1": 0.12}
@@ -139,7 +143,29 @@ def _component(code: str, display: str, value: float) -> dict[str, Any]:
     }
 
 
-def run_simulator(url: str, n: int, *, interval_s: float = 30.0, seed: int | None = None) -> None:
+class _Credentials:
+    """A role's token from the development issuer, minted again well before it expires."""
+
+    LIFETIME_S = 3600
+
+    def __init__(self, issuer: DevIssuer, role: str) -> None:
+        self._issuer = issuer
+        self._role = role
+        self._auth: DpopAuth | None = None
+        self._minted = 0.0
+
+    def auth(self) -> DpopAuth:
+        """The current credentials (a fresh token after half its lifetime)."""
+        now = time.monotonic()
+        if self._auth is None or now - self._minted > self.LIFETIME_S / 2:
+            self._auth = self._issuer.mint(self._role, lifetime_s=self.LIFETIME_S).auth()
+            self._minted = now
+        return self._auth
+
+
+def run_simulator(
+    url: str, n: int, issuer: DevIssuer, *, interval_s: float = 30.0, seed: int | None = None
+) -> None:
     """Send readings for ``n`` patients, each every ``interval_s`` seconds, until SIGTERM."""
     rng = random.Random(seed)
     fleet = make_fleet(n, rng)
@@ -147,38 +173,47 @@ def run_simulator(url: str, n: int, *, interval_s: float = 30.0, seed: int | Non
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     gap = interval_s / max(1, n)
+    hub, nurse = _Credentials(issuer, "hub"), _Credentials(issuer, "nurse")
     with httpx.Client(base_url=url, timeout=10.0) as client:
-        _place(client, fleet, stopping)
+        _place(client, nurse, fleet, stopping)
         while not stopping.is_set():
             for patient in fleet:
                 if stopping.wait(gap):
                     break
-                _send(client, reading_bundle(patient, rng, dt.datetime.now(dt.UTC)))
+                _send(client, hub, reading_bundle(patient, rng, dt.datetime.now(dt.UTC)))
 
 
-def _place(client: httpx.Client, fleet: list[SimulatedPatient], stopping: threading.Event) -> None:
+def _place(
+    client: httpx.Client,
+    nurse: _Credentials,
+    fleet: list[SimulatedPatient],
+    stopping: threading.Event,
+) -> None:
     """Put the fleet in the simulated organisation, on room air, with an hourly schedule."""
     for patient in fleet:
         settings = {
             "patient": {"system": FNR_SYSTEM, "value": patient.fnr},
-            "set_by": "simulator",
             "organisation": SIMULATED_ORGANISATION,
+            "spo2_scale": 1,
             "long_term_oxygen": False,
             "expected_interval_minutes": 60,
         }
         while not stopping.is_set():
             try:
-                if client.put("/api/v1/patients/news2-settings", json=settings).is_success:
+                answer = client.put(
+                    "/api/v1/patients/news2-settings", json=settings, auth=nurse.auth()
+                )
+                if answer.is_success:
                     break
             except httpx.HTTPError as exc:
                 log.warning("simulator: settings not stored yet: %s", type(exc).__name__)
             stopping.wait(1.0)
 
 
-def _send(client: httpx.Client, bundle: dict[str, Any]) -> None:
+def _send(client: httpx.Client, hub: _Credentials, bundle: dict[str, Any]) -> None:
     try:
         response = client.post(
-            "/fhir", json=bundle, headers={"Content-Type": "application/fhir+json"}
+            "/fhir", json=bundle, headers={"Content-Type": "application/fhir+json"}, auth=hub.auth()
         )
         if response.status_code >= 300:
             log.warning("simulator: POST /fhir answered %d", response.status_code)

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from api.settings import DEV_ISSUER_PATH
+from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.engine import EngineMismatchError, check_engine
 from infra.migrate import upgrade
@@ -107,6 +109,17 @@ def _start_services(
         env["MALESTROM_KAFKA_BOOTSTRAP"] = broker.start()
         env.setdefault("MALESTROM_BROKER_SESSION_TIMEOUT", str(settings.embedded_session_timeout))
         _say(f"embedded Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}")
+    if settings.wants_dev_issuer:
+        issuer = DevIssuer.ensure(
+            options.data_dir / "dev-issuer",
+            f"http://{options.host}:{options.port}{DEV_ISSUER_PATH}",
+        )
+        env |= issuer.env() | {"MALESTROM_DEV_ISSUER_DIR": str(issuer.directory)}
+        _say(
+            "development issuer (synthetic identities only; refused in production): "
+            "`malestrom token --role nurse` prints a token, "
+            "`malestrom call GET /api/v1/board` sends a signed request"
+        )
     database_url = env["MALESTROM_DATABASE_URL"]
     _, change = check_engine(database_url)  # refuses before migrating what it cannot serve
     applied = upgrade(database_url)

@@ -25,6 +25,7 @@ __all__ = [
     "check_digits",
     "parse_person_number",
     "patient_key",
+    "person_system",
     "synthetic_person_number",
 ]
 
@@ -114,6 +115,17 @@ def parse_person_number(
     _require_kind_matches_system(kind, system)
     _require_mode(synthetic, mode)
     return PersonNumber(value, kind, synthetic, _birth_date(day, month, value))
+
+
+def person_system(value: str) -> str:
+    """The identifier system a person number's shape says: fødselsnummer, D- or H-nummer."""
+    if len(value) != 11 or not value.isdigit():
+        return FNR_SYSTEM
+    day, month = int(value[0:2]), int(value[2:4]) % 100
+    month -= next((o for o in _SYNTHETIC_MONTH_OFFSETS if month > o), 0)
+    if day > _D_DAY_OFFSET:
+        return DNR_SYSTEM
+    return HNR_SYSTEM if month > _H_MONTH_OFFSET else FNR_SYSTEM
 
 
 def _require_kind_matches_system(kind: str, system: str) -> None:

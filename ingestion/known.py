@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-__all__ = ["KnownIds", "RecentIds"]
+__all__ = ["Custody", "KnownIds", "RecentIds"]
 
 
 class KnownIds(Protocol):
@@ -26,6 +26,13 @@ class KnownIds(Protocol):
 
     async def known(self, ids: Sequence[str]) -> set[str]:
         """Return the subset of ``ids`` already stored (empty when the store cannot say)."""
+
+
+class Custody(Protocol):
+    """Port: note that an organisation holds data about patients (pairs of key and org)."""
+
+    async def record(self, pairs: set[tuple[str, str]]) -> None:
+        """Record ``(patient_key, organisation number)`` pairs; idempotent."""
 
 
 class RecentIds:

@@ -101,6 +101,7 @@ class Template:
     identity: _Field | None = None
     each: _Field | None = None
     units: dict[str, str] = field(default_factory=dict)
+    example: Any = None  # a payload the template takes, shown to integrators
 
 
 def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, Template]:
@@ -146,9 +147,12 @@ def apply_template(
     groups = groups if isinstance(groups, list) else [groups]
     readings: list[Reading] = []
     for index, group in enumerate(groups):
+        where = _group_path(template, index)
         for spec in template.measurements:
             if all(rule.failure(group) is None for rule in spec.when):
-                readings.append(_reading(template, payload, group, index, spec, received, mode))
+                readings.append(
+                    _reading(template, payload, (group, where), index, spec, received, mode)
+                )
     if not readings:
         raise InvalidReadingError(
             f"template {template.name!r} matched but found no measurement in the payload",
@@ -158,17 +162,30 @@ def apply_template(
     return readings
 
 
+def _group_path(template: Template, index: int) -> str:
+    """Where the ``index``-th group is in the vendor payload, e.g. ``$.readings[1]``."""
+    if template.each is None:
+        return "$"
+    text = template.each.text
+    return text[: -len("[*]")] + f"[{index}]" if text.endswith("[*]") else text
+
+
+def _in_group(where: str, text: str) -> str:
+    """A group-relative JSONPath as a path in the whole payload."""
+    return where + text[1:] if where != "$" and text.startswith("$") else text
+
+
 def _reading(
     template: Template,
     root: Any,
-    group: Any,
+    located: tuple[Any, str],
     index: int,
     spec: _Quantity,
     received: dt.datetime,
     mode: IdentityMode,
 ) -> Reading:
     sources: dict[str, str] = {}
-    resource = _observation(template, root, group, spec, sources)
+    resource = _observation(template, root, located, spec, sources)
     ident = template.identity(root) if template.identity else None
     identity = f"template|{template.name}|{ident}|{index}|{spec.code}" if ident else None
     try:
@@ -176,16 +193,28 @@ def _reading(
             resource, path="Observation", sender_identity=identity, received=received, mode=mode
         )
     except InvalidReadingError as exc:
-        exc.expression = _source_of(exc.expression, sources)
-        if exc.code == "structure":  # a malformed vendor value, not a malformed request
-            exc.code = "value"
-        raise
+        raise _in_vendor_terms(exc, _source_of(exc.expression, sources)) from exc
     return replace(reading, measurement=replace(reading.measurement, source=template.name))
 
 
+def _in_vendor_terms(exc: InvalidReadingError, path: str) -> InvalidReadingError:
+    """The error of the FHIR rendering said of the vendor's own element: missing, or not of
+    the right shape (a malformed vendor value, not a malformed request)."""
+    detail = exc.message.removeprefix("not a valid FHIR R4 Observation: ")
+    if exc.code == "required":
+        return InvalidReadingError(f"{path} is missing: {detail}", expression=path, code="required")
+    code = "value" if exc.code == "structure" else exc.code
+    return InvalidReadingError(f"{path}: {detail}", expression=path, code=code)
+
+
 def _observation(
-    template: Template, root: Any, group: Any, spec: _Quantity, sources: dict[str, str]
+    template: Template,
+    root: Any,
+    located: tuple[Any, str],
+    spec: _Quantity,
+    sources: dict[str, str],
 ) -> dict[str, Any]:
+    group, where = located
     info = canonical_info(spec.code)
     system = info.system if info else "http://loinc.org"
     resource: dict[str, Any] = {
@@ -200,30 +229,37 @@ def _observation(
         },
     }
     sources["Observation.subject.identifier"] = template.patient_value.text
-    when_field, when = _first(spec.time or template.time, group, root)
+    candidates = spec.time or template.time
+    when_field, when = _first(candidates, group, root)
     if when is not None:
         resource["effectiveDateTime"] = _text(when)
-    sources["Observation.effective"] = when_field.text if when_field else "time"
+    named = when_field or (candidates[0] if candidates else None)
+    sources["Observation.effective"] = _in_group(where, named.text) if named else where
     if template.device and (serial := template.device(root)) is not None:
         resource["device"] = {"identifier": {"value": _text(serial)}}
     if spec.components:
         resource["component"] = [
             {
                 "code": {"coding": [{"system": system, "code": part.code}]},
-                "valueQuantity": _quantity(template, part, group, sources, f"component[{i}]."),
+                "valueQuantity": _quantity(template, part, located, sources, f"component[{i}]."),
             }
             for i, part in enumerate(spec.components)
         ]
     else:
-        resource["valueQuantity"] = _quantity(template, spec, group, sources, "")
+        resource["valueQuantity"] = _quantity(template, spec, located, sources, "")
     return resource
 
 
 def _quantity(
-    template: Template, spec: _Quantity, group: Any, sources: dict[str, str], prefix: str
+    template: Template,
+    spec: _Quantity,
+    located: tuple[Any, str],
+    sources: dict[str, str],
+    prefix: str,
 ) -> dict[str, Any]:
-    sources[f"Observation.{prefix}valueQuantity.value"] = spec.value.text
-    sources[f"Observation.{prefix}valueQuantity"] = spec.unit.text
+    group, where = located
+    sources[f"Observation.{prefix}valueQuantity.value"] = _in_group(where, spec.value.text)
+    sources[f"Observation.{prefix}valueQuantity"] = _in_group(where, spec.unit.text)
     out: dict[str, Any] = {"system": UCUM}
     value, unit = spec.value(group), spec.unit(group)
     if value is not None:
@@ -269,6 +305,7 @@ def _template(doc: dict[str, Any]) -> Template:
         identity=_field(doc["identity"]) if "identity" in doc else None,
         each=_field(doc["each"], many=True) if "each" in doc else None,
         units={str(k): str(v) for k, v in (doc.get("units") or {}).items()},
+        example=doc.get("example"),
     )
 
 

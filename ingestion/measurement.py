@@ -67,6 +67,8 @@ class Measurement:
     author: tuple[str, str] | None = None  # performer: the person (system, value)
     organisation_system: str | None = None  # org number or RESH system of ``organisation``
     municipality: str | None = None  # kommunenummer from Bundle.meta.tag
+    client_id: str | None = None  # the sending system, from its access token (HelseID client)
+    client_organisation: str | None = None  # the sending system's organisation number
 
 
 def to_json(m: Measurement) -> bytes:
@@ -96,6 +98,8 @@ def to_json(m: Measurement) -> bytes:
             "author": list(m.author) if m.author else None,
             "organisation_system": m.organisation_system,
             "municipality": m.municipality,
+            "client_id": m.client_id,
+            "client_organisation": m.client_organisation,
         }
     )
 
@@ -134,6 +138,8 @@ def from_json(data: bytes) -> Measurement:
             author=(author[0], author[1]) if (author := d.get("author")) else None,
             organisation_system=d.get("organisation_system"),
             municipality=d.get("municipality"),
+            client_id=d.get("client_id"),
+            client_organisation=d.get("client_organisation"),
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidReadingError(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -20,7 +20,7 @@ from starlette.responses import Response
 from ingestion.bundles import EntryResult, ParsedBundle, parse_bundle
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.identifiers import IdentityMode
-from ingestion.known import KnownIds, RecentIds
+from ingestion.known import Custody, KnownIds, RecentIds
 from ingestion.measurement import Measurement, to_json
 from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, operation_outcome
@@ -38,6 +38,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "Receiver",
     "ReceiverDep",
+    "Sender",
     "accept",
     "correlation_of",
     "read_json",
@@ -51,9 +52,22 @@ _BAD_REQUEST = frozenset({"structure", "invalid"})  # an entry that is not an Ob
 
 
 @dataclass(frozen=True, slots=True)
+class Sender:
+    """The authenticated system that sends readings: its client id and organisation number."""
+
+    client_id: str | None
+    organisation: str | None
+
+
+def _no_sender(_request: Request) -> Sender | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Receiver:
-    """What the receiver needs: where to publish, which identities and codes to accept, and
-    which ids are already known (so that resends answer ``200 OK``)."""
+    """What the receiver needs: where to publish, which identities and codes to accept, which
+    ids are already known (so that resends answer ``200 OK``), who sends (from the request's
+    authentication), and where to note which organisation holds data about which patient."""
 
     publisher: Publisher
     topics: Topics
@@ -61,6 +75,8 @@ class Receiver:
     known: KnownIds | None = None
     unknown_codes: UnknownCodes = UnknownCodes.REJECT
     recent: RecentIds = field(default_factory=RecentIds)
+    sender_of: Callable[[Request], Sender | None] = _no_sender
+    custody: Custody | None = None
 
 
 def get_receiver(request: Request) -> Receiver:
@@ -85,7 +101,8 @@ async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
         if parsed.type == "transaction" and any(e.measurement is None for e in parsed.entries):
             issues = [i for e in parsed.entries for i in e.issues if i.severity == "error"]
             return outcome_response(422, issues, headers)
-        known = await accept(receiver, parsed.measurements, headers[CORRELATION_HEADER])
+        sender = receiver.sender_of(request)
+        known = await accept(receiver, parsed.measurements, headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
@@ -102,7 +119,8 @@ async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
         reading = read_observation(
             body, received=_now(), mode=receiver.mode, unknown_codes=receiver.unknown_codes
         )
-        known = await accept(receiver, [reading.measurement], headers[CORRELATION_HEADER])
+        sender = receiver.sender_of(request)
+        known = await accept(receiver, [reading.measurement], headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
@@ -113,18 +131,35 @@ async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
 
 
 def correlation_of(request: Request) -> str:
-    """The request's correlation id, generated when the sender gave none."""
-    return request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+    """The request's correlation id: the one the app's request log gave it, else the
+    sender's, else a new one."""
+    given: str | None = getattr(request.state, "correlation_id", None)
+    return given or request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
 
 
 async def accept(
-    receiver: Receiver, measurements: Sequence[Measurement], correlation: str
+    receiver: Receiver,
+    measurements: Sequence[Measurement],
+    correlation: str,
+    sender: Sender | None = None,
 ) -> set[str]:
     """Publish the measurements not already known; return the ids that were already known.
+
+    The sender (from the access token) travels with each measurement as its provenance, and
+    its organisation is noted as holding data about each patient.
 
     Raises:
         UnavailableError: the broker did not acknowledge; nothing may be reported accepted.
     """
+    if sender is not None:
+        measurements = [
+            replace(m, client_id=sender.client_id, client_organisation=sender.organisation)
+            for m in measurements
+        ]
+        if receiver.custody is not None and sender.organisation:
+            await receiver.custody.record(
+                {(m.patient_key, sender.organisation) for m in measurements}
+            )
     ids = [m.id for m in measurements]
     known = receiver.recent.known(ids)
     if receiver.known is not None and len(known) < len(ids):
@@ -135,16 +170,16 @@ async def accept(
     return known
 
 
-async def read_json(request: Request) -> Any:
-    """Read a JSON body of at most 1 MiB with a JSON media type.
+async def read_json(request: Request, *, media_types: tuple[str, ...] = _JSON_TYPES) -> Any:
+    """Read a JSON body of at most 1 MiB with one of ``media_types``.
 
     Raises:
         InvalidReadingError: wrong media type (415), too large (413), not JSON (400).
     """
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in _JSON_TYPES:
+    if media not in media_types:
         raise InvalidReadingError(
-            f"media type must be application/fhir+json; got {media or 'none'!r}",
+            f"Content-Type must be one of {', '.join(media_types)}; got {media or 'none'!r}",
             code="not-supported",
         )
     declared = request.headers.get("content-length")

@@ -3,7 +3,8 @@
 The Observation id is the measurement's deterministic id; the canonical coding comes first and
 every coding the sender used is kept after it. The performer slices (author, responsible
 organisation) and the municipality (``meta.tag``) are kept; flags for late and unscored
-readings are ``meta.tag`` codes in `MALESTROM_TAGS`.
+readings are ``meta.tag`` codes in `MALESTROM_TAGS`; the sending system (from its access
+token) is the `SENDER_EXTENSION`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from typing import Any
 from ingestion.codes import ACVPU_VALUES, LOINC, SNOMED, UCUM, canonical_info
 from ingestion.measurement import Coding, Measurement
 
-__all__ = ["KOMMUNENUMMER_SYSTEM", "MALESTROM_TAGS", "VITAL_SIGNS_CATEGORY", "to_observation"]
+__all__ = [
+    "KOMMUNENUMMER_SYSTEM",
+    "MALESTROM_TAGS",
+    "SENDER_EXTENSION",
+    "VITAL_SIGNS_CATEGORY",
+    "to_observation",
+]
 
 KOMMUNENUMMER_SYSTEM = (
     "https://register.geonorge.no/sosi-kodelister/inndelinger/inndelingsbase/kommunenummer"
 )
 MALESTROM_TAGS = "https://malestrom.no/fhir/CodeSystem/reading-flags"
+SENDER_EXTENSION = "https://malestrom.no/fhir/StructureDefinition/received-from"
 _ACVPU_BY_LETTER = {letter: code for code, letter in ACVPU_VALUES.items()}
 
 VITAL_SIGNS_CATEGORY = {
@@ -67,7 +75,20 @@ def to_observation(m: Measurement) -> dict[str, Any]:
     tags = _tags(m)
     if tags:
         obs["meta"] = {"tag": tags}
+    if m.client_id or m.client_organisation:
+        obs["extension"] = [_sender(m)]
     return obs
+
+
+def _sender(m: Measurement) -> dict[str, Any]:
+    """Which system sent the reading (its HelseID client id and organisation number)."""
+    parts: list[dict[str, Any]] = []
+    if m.client_id:
+        parts.append({"url": "client", "valueString": m.client_id})
+    if m.client_organisation:
+        org = {"system": "urn:oid:2.16.578.1.12.4.1.4.101", "value": m.client_organisation}
+        parts.append({"url": "organisation", "valueIdentifier": org})
+    return {"url": SENDER_EXTENSION, "extension": parts}
 
 
 def _coded_value(m: Measurement) -> dict[str, Any]:

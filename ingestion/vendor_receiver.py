@@ -48,6 +48,7 @@ async def list_templates(templates: TemplatesDep) -> dict[str, Any]:
                 "name": t.name,
                 "description": t.description,
                 "codes": [m.code for m in t.measurements],
+                "example": t.example,
             }
             for t in templates.values()
         ]
@@ -70,7 +71,8 @@ async def post_vendor(
             template, payload, received=dt.datetime.now(dt.UTC), mode=receiver.mode
         )
         measurements = [r.measurement for r in readings]
-        known = await accept(receiver, measurements, headers[CORRELATION_HEADER])
+        sender = receiver.sender_of(request)
+        known = await accept(receiver, measurements, headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
         response = invalid_response(exc)
         response.headers.update(headers)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres, postgres_install_dir
 from infra.engine import BUILD_HINT, timescaledb_installed
 from infra.topics import ensure_topics
@@ -107,6 +108,12 @@ def topics(kafka_bootstrap: str) -> Topics:
     created = Topics(f"test-{uuid.uuid4().hex[:12]}")
     ensure_topics(kafka_bootstrap, created, partitions=2)
     return created
+
+
+@pytest.fixture(scope="session")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    """A local issuer that the APIs under test trust for staff and citizen tokens."""
+    return DevIssuer.ensure(tmp_path_factory.mktemp("dev-issuer"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

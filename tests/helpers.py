@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,6 @@ RECEIVED = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
 
 def fresh_fnr() -> str:
     """A synthetic fødselsnummer no other test uses (so counts are a test's own)."""
-    import random
 
     from ingestion.identifiers import synthetic_person_number
 
@@ -135,3 +135,23 @@ NORMAL_VITALS: dict[str, Any] = {
     "consciousness": "A",
     "temperature": 37.0,
 }
+
+
+def fresh_orgnr() -> str:
+    """A fresh synthetic organisation number (9 digits, valid mod-11, the 31… test series)."""
+    weights = (3, 2, 7, 6, 5, 4, 3, 2)
+    while True:
+        head = "31" + "".join(random.choice("0123456789") for _ in range(6))
+        check = 11 - sum(int(d) * w for d, w in zip(head, weights, strict=True)) % 11
+        if check == 11:
+            check = 0
+        if check < 10:
+            return head + str(check)
+
+
+def settings_trusting(issuer: Any, **fields: Any) -> Any:
+    """`ApiSettings` with ``fields`` that trust the test issuer for staff and citizen tokens."""
+    from api.settings import ApiSettings
+
+    env = {k.removeprefix("MALESTROM_").lower(): v for k, v in issuer.env().items()}
+    return ApiSettings(**(env | fields))

@@ -5,13 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
 
-from api import alerting, queries
-from api.deps import PoolDep, SettingsDep
+from api import alerting
+from api.auth.access import (
+    allowed_organisations,
+    organisations_in_view,
+    patient_access,
+    record_access,
+    require_organisation,
+    require_person,
+)
+from api.auth.principals import Principal
+from api.deps import CorrelationDep, PoolDep, ReadDep, SettingsDep, SettingsWriterDep
+from api.known import register_organisations
 from api.models import OrganisationSettingsUpdate, PatientSettingsUpdate
+from api.routes import params as p
+from api.routes.params import org_number_param
 from ingestion.exceptions import InvalidReadingError
-from ingestion.identifiers import parse_person_number, patient_key
+from ingestion.identifiers import FNR_SYSTEM, parse_person_number, patient_key
+from ingestion.receiver import read_json
 
 __all__ = ["router"]
 
@@ -20,11 +34,98 @@ router = APIRouter(prefix="/api/v1", tags=["news2"])
 _LEVEL_RANK = {"none": 0, "urgent": 1, "emergency": 2}
 
 
+_CLINICAL = ("spo2_scale", "long_term_oxygen")  # a PUT that leaves one out is refused
+MERGE_PATCH = "application/merge-patch+json"
+
+
 @router.put("/patients/news2-settings")
 async def put_patient_settings(
-    body: PatientSettingsUpdate, pool: PoolDep, settings: SettingsDep
+    body: PatientSettingsUpdate,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: SettingsWriterDep,
+    correlation: CorrelationDep,
 ) -> dict[str, Any]:
-    """Set a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows, schedule."""
+    """Replace a patient's NEWS2 settings: scale 2, home oxygen, organisation, windows,
+    schedule. The whole document: leaving out scale or oxygen is refused (422), so nothing
+    clinical is ever reset by omission; PATCH changes single fields. Who set them comes from
+    the login; a patient of another organisation is refused."""
+    require_person(principal)
+    for name in _CLINICAL:
+        if name not in body.model_fields_set:
+            raise InvalidReadingError(
+                f"{name} is missing: PUT replaces all the settings, so send it (long_term_oxygen "
+                "may be null: unknown), or PATCH only the fields that change",
+                expression=name,
+                code="required",
+            )
+    return await _store(body, pool, settings, principal, correlation)
+
+
+@router.patch(
+    "/patients/news2-settings",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {MERGE_PATCH: {"schema": {"type": "object"}}},
+            "description": "a JSON merge patch (RFC 7396) of the settings",
+        }
+    },
+)
+async def patch_patient_settings(
+    request: Request,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: SettingsWriterDep,
+    correlation: CorrelationDep,
+    identifier: str = Query(alias="patient.identifier"),
+) -> dict[str, Any]:
+    """Change only the settings the JSON merge patch names (RFC 7396); the rest stay."""
+    require_person(principal)
+    patch = await read_json(request, media_types=(MERGE_PATCH, "application/json"))
+    if not isinstance(patch, dict):
+        raise InvalidReadingError("a merge patch is a JSON object", code="structure")
+    if "patient" in patch:
+        raise InvalidReadingError(
+            "the patient is named by patient.identifier, not in the patch", expression="patient"
+        )
+    system, value = p.patient_param(identifier)
+    system = system or FNR_SYSTEM
+    async with pool.connection() as conn:
+        current = await alerting.get_patient_settings(
+            conn=conn, patient_key=str(patient_key(system, value))
+        )
+    if current is None:
+        raise InvalidReadingError(
+            "no NEWS2 settings for this patient yet; PUT them first", code="not-found"
+        )
+    document = {k: v for k, v in current.items() if k not in ("set_by", "set_at")}
+    for name, change in patch.items():
+        if change is None:
+            document.pop(name, None)
+        else:
+            document[name] = change
+    body = _validated({**document, "patient": {"system": system, "value": value}})
+    return await _store(body, pool, settings, principal, correlation)
+
+
+def _validated(document: dict[str, Any]) -> PatientSettingsUpdate:
+    try:
+        return PatientSettingsUpdate.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise InvalidReadingError(f"{where}: {error['msg']}", expression=where) from exc
+
+
+async def _store(
+    body: PatientSettingsUpdate,
+    pool: PoolDep,
+    settings: SettingsDep,
+    principal: Principal,
+    correlation: str,
+) -> dict[str, Any]:
+    require_person(principal)
     try:
         parse_person_number(
             body.patient.value, system=body.patient.system, mode=settings.identity_mode
@@ -32,39 +133,51 @@ async def put_patient_settings(
     except InvalidReadingError as exc:
         exc.expression = "patient.value"
         raise
+    if body.organisation is not None:
+        org_number_param(body.organisation, "organisation")
     key = str(patient_key(body.patient.system, body.patient.value))
     values = body.model_dump(exclude={"patient", "set_by"})
     async with pool.connection() as conn:
+        organisations = await allowed_organisations(conn=conn, principal=principal)
+        current = await alerting.get_patient_settings(conn=conn, patient_key=key)
+        placed: set[str | None] = {body.organisation, (current or {}).get("organisation")}
+        for org in placed - {None}:
+            require_organisation(principal, organisations, str(org))
+        if body.organisation is not None:
+            await register_organisations(conn=conn, numbers={body.organisation}, by=principal.actor)
         await alerting.put_patient_settings(
             conn=conn,
             patient_key=key,
             identifier=(body.patient.system, body.patient.value),
             settings=values,
-            set_by=body.set_by,
+            set_by=principal.actor,
             now=_now(),
         )
-    return {"patient_key": key, **values, "set_by": body.set_by}
+        await record_access(
+            conn=conn, principal=principal, patient_keys=[key], action="update",
+            resource="news2-settings", correlation_id=correlation,
+        )  # fmt: skip
+    return {"patient_key": key, **values, "set_by": principal.actor}
 
 
 @router.get("/patients/news2-settings")
 async def get_patient_settings(
     pool: PoolDep,
+    principal: ReadDep,
+    correlation: CorrelationDep,
     identifier: str = Query(alias="patient.identifier"),
-    agent: str = Query("anonymous", description="who reads, for the access log"),
 ) -> dict[str, Any]:
     """A patient's NEWS2 settings, with who set them and when."""
-    system, _, value = identifier.rpartition("|")
-    key = str(patient_key(system or "urn:oid:2.16.578.1.12.4.1.4.1", value))
     async with pool.connection() as conn:
-        found = await alerting.get_patient_settings(conn=conn, patient_key=key)
-        await queries.record_audit(
-            conn=conn,
-            patient_keys={key} if found else set(),
-            agent=agent,
-            action="read",
-            resource="news2-settings",
-            outcome="success" if found else "not-found",
+        keys, decision = await patient_access(
+            conn=conn, principal=principal, patient=p.patient_param(identifier)
         )
+        found = await alerting.get_patient_settings(conn=conn, patient_key=keys[0])
+        await record_access(
+            conn=conn, principal=principal, patient_keys=keys if found else [],
+            action="read", resource="news2-settings", correlation_id=correlation,
+            decision=decision, outcome="success" if found else "not-found",
+        )  # fmt: skip
     if found is None:
         raise InvalidReadingError("no NEWS2 settings for this patient", code="not-found")
     return found
@@ -72,38 +185,51 @@ async def get_patient_settings(
 
 @router.put("/organisations/{org_id}/news2-settings")
 async def put_organisation_settings(
-    org_id: str, body: OrganisationSettingsUpdate, pool: PoolDep
+    org_id: str, body: OrganisationSettingsUpdate, pool: PoolDep, principal: SettingsWriterDep
 ) -> dict[str, Any]:
-    """Set an organisation's escalation policy, freshness windows and acknowledgement time."""
+    """Set an organisation's escalation policy, freshness windows and acknowledgement time
+    (one's own organisation or a unit of it)."""
+    require_person(principal)
+    org_number_param(org_id, "org_id")
+    if "policy" not in body.model_fields_set:
+        raise InvalidReadingError(
+            "policy is missing: PUT replaces all the settings, so send the escalation policy "
+            '(e.g. {"rule": "rcp"})',
+            expression="policy",
+            code="required",
+        )
     values = body.model_dump(exclude={"set_by"})
     async with pool.connection() as conn:
+        organisations = await allowed_organisations(conn=conn, principal=principal)
+        require_organisation(principal, organisations, org_id)
         await alerting.put_organisation_settings(
-            conn=conn, org_id=org_id, settings=values, set_by=body.set_by, now=_now()
+            conn=conn, org_id=org_id, settings=values, set_by=principal.actor, now=_now()
         )
-    return {"org_id": org_id, **values, "set_by": body.set_by}
+    return {"org_id": org_id, **values, "set_by": principal.actor}
 
 
 @router.get("/board")
 async def board(
     pool: PoolDep,
-    organisation: str,
-    agent: str = Query("anonymous", description="who reads, for the access log"),
+    principal: ReadDep,
+    correlation: CorrelationDep,
+    organisation: str | None = None,
 ) -> dict[str, Any]:
-    """Every patient of the organisation: NEWS2, trend, input age, alert; most urgent first."""
+    """Every patient of the organisation (default: all of the caller's): NEWS2, trend, input
+    age, alert; most urgent first."""
     now = _now()
     async with pool.connection() as conn:
-        rows = await alerting.organisation_board(conn=conn, organisation=organisation)
-        await queries.record_audit(
-            conn=conn,
-            patient_keys={r["patient_key"] for r in rows},
-            agent=agent,
-            action="read",
-            resource="board",
-            outcome="success",
-            organisation=organisation,
+        organisations = await organisations_in_view(
+            conn=conn, principal=principal, requested=organisation
         )
+        rows = await alerting.organisation_board(conn=conn, organisations=organisations)
+        await record_access(
+            conn=conn, principal=principal, patient_keys=[r["patient_key"] for r in rows],
+            action="read", resource="board", correlation_id=correlation, count=len(rows),
+        )  # fmt: skip
     patients = sorted((_board_row(r, now) for r in rows), key=_urgency)
-    return {"organisation": organisation, "generated_at": now.isoformat(), "patients": patients}
+    shown = organisation or principal.organisation
+    return {"organisation": shown, "generated_at": now.isoformat(), "patients": patients}
 
 
 def _board_row(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:

@@ -8,28 +8,48 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from api.queries import CodeRef, DateBound, PatientRef
 from ingestion.exceptions import InvalidReadingError
+from ingestion.performers import valid_org_number
 
 __all__ = [
+    "LASTN",
     "MAX_COUNT",
+    "SEARCH",
+    "STATS",
+    "TRENDS",
+    "Param",
+    "category_param",
     "codes_param",
     "count_param",
     "date_bounds",
     "decode_cursor",
+    "elements_param",
     "encode_cursor",
     "instant",
     "instant_range",
+    "is_uuid",
+    "openapi_parameters",
+    "org_number_param",
     "patient_param",
     "period_param",
     "positive_int_param",
     "sort_param",
     "statistics_param",
+    "strict_handling",
+    "summary_count",
+    "supported",
+    "total_param",
 ]
 
 DEFAULT_COUNT = 50
+MIN_YEAR, MAX_YEAR = 1900, 2199  # measurements of living people, with room; no overflow
 MAX_COUNT = 1000
 STATISTICS = ("average", "minimum", "maximum", "count", "sum")
 _DATE = re.compile(
@@ -58,6 +78,17 @@ def patient_param(value: str | None) -> PatientRef:
     if not ident:
         raise _invalid("patient.identifier needs a value after '|'", "patient.identifier", "value")
     return system or None, ident
+
+
+def org_number_param(value: str, expression: str) -> str:
+    """An organisation number: 9 digits with a valid mod-11 check digit (Enhetsregisteret)."""
+    if not valid_org_number(value):
+        raise _invalid(
+            "an organisation number has 9 digits and a valid mod-11 check digit",
+            expression,
+            "value",
+        )
+    return value
 
 
 def codes_param(value: str | None, *, required: bool = False) -> list[CodeRef]:
@@ -94,6 +125,8 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
         )  # fmt: skip
     except ValueError as exc:
         raise _invalid(f"{expression} is not a valid date", expression) from exc
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise _invalid(f"{expression} must lie between {MIN_YEAR} and {MAX_YEAR}", expression)
     if g["f"]:
         end = start + dt.timedelta(microseconds=1)
     elif g["S"]:
@@ -109,11 +142,11 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def date_bounds(value: str) -> list[DateBound]:
-    """One ``date`` parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on the effective
-    time, following FHIR's range semantics for a value's precision."""
+def date_bounds(value: str, expression: str = "date") -> list[DateBound]:
+    """One date parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on a time, following
+    FHIR's range semantics for a value's precision."""
     prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
-    lo, hi = instant_range(text, "date")
+    lo, hi = instant_range(text, expression)
     bounds: dict[str, list[DateBound]] = {
         "eq": [(">=", lo), ("<", hi)],
         "ge": [(">=", lo)],
@@ -122,7 +155,7 @@ def date_bounds(value: str) -> list[DateBound]:
         "lt": [("<", lo)],
     }
     if prefix not in bounds:
-        raise _invalid(f"date prefix {prefix!r} is not supported", "date")
+        raise _invalid(f"{expression} prefix {prefix!r} is not supported", expression)
     return bounds[prefix]
 
 
@@ -160,7 +193,8 @@ def positive_int_param(value: str | None, *, name: str, default: int, limit: int
     """An integer parameter from 1 to ``limit``."""
     if value is None:
         return default
-    if not value.isdigit() or not 0 < int(value) <= limit:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(limit))
+    if not digits or not 0 < int(value) <= limit:
         raise _invalid(f"{name} must be an integer from 1 to {limit}", name)
     return int(value)
 
@@ -171,21 +205,180 @@ def count_param(value: str | None) -> int:
 
 
 def encode_cursor(effective: dt.datetime, resource_id: str) -> str:
-    """The opaque keyset cursor of a page's last row."""
+    """The opaque keyset cursor of a page's last row, with a checksum of its content."""
     raw = f"{effective.astimezone(dt.UTC).isoformat()}|{resource_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw + _checksum(raw)).decode().rstrip("=")
 
 
 def decode_cursor(value: str) -> tuple[dt.datetime, str]:
-    """The (effective, id) a cursor names."""
+    """The (effective, id) a cursor names.
+
+    Raises:
+        InvalidReadingError: the cursor was not made by this server or was changed.
+    """
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        when, _, rid = raw.partition("|")
-        return dt.datetime.fromisoformat(when), rid
-    except ValueError as exc:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+        if len(value) > 200 or check != _checksum(raw):
+            raise ValueError("checksum")
+        when, _, rid = raw.decode().partition("|")
+        effective = dt.datetime.fromisoformat(when)
+        if effective.tzinfo is None:
+            raise ValueError("naive")
+        return effective, str(uuid.UUID(rid))
+    except (ValueError, UnicodeError) as exc:
         raise _invalid("_cursor is not a cursor this server gave", "_cursor") from exc
+
+
+_CHECK_BYTES = 8
+
+
+def _checksum(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=_CHECK_BYTES, person=b"malestrom-cursor").digest()
 
 
 def instant(when: dt.datetime) -> str:
     """A FHIR instant in UTC."""
     return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query parameter an endpoint supports: what the OpenAPI document, the
+    CapabilityStatement and the strict handling all read."""
+
+    name: str
+    type: str  # FHIR search parameter type: token, date, number, string, special
+    doc: str
+    required: bool = False
+    repeats: bool = False
+
+
+PATIENT = Param(
+    "patient.identifier", "token", "the patient: system|value or the value alone", required=True
+)
+CODE = Param("code", "token", "comma-separated system|code or code (any system)")
+SEARCH: tuple[Param, ...] = (
+    PATIENT,
+    CODE,
+    Param("category", "token", "vital-signs (measurements) or survey (NEWS2 scores)"),
+    Param("date", "date", "effective time with a prefix eq, ge, gt, le, lt", repeats=True),
+    Param("_lastUpdated", "date", "when malestrom stored it, with a prefix", repeats=True),
+    Param("_count", "number", f"page size, 0 (a count only) to {MAX_COUNT}; default 50"),
+    Param("_sort", "string", "-date (newest first, the default) or date"),
+    Param("_elements", "string", "comma-separated top-level elements to return"),
+    Param("_summary", "string", "count: the total only"),
+    Param("_total", "string", "accurate: the searchset's total; none (the default)"),
+    Param("_cursor", "string", "the next page (from a next link)"),
+)
+LASTN: tuple[Param, ...] = (
+    PATIENT,
+    CODE,
+    Param("max", "number", "how many of each code, 1 to 1000; default 1"),
+)
+STATS: tuple[Param, ...] = (
+    PATIENT,
+    Param("code", "token", "comma-separated system|code or code", required=True),
+    Param("period", "string", "start/end as FHIR dates; default the last 30 days"),
+    Param("statistic", "string", f"comma-separated, of {', '.join(STATISTICS)}"),
+)
+TRENDS: tuple[Param, ...] = (
+    PATIENT,
+    Param("code", "token", "system|code or code", required=True),
+    Param("from", "date", "start of the period (inclusive)", required=True),
+    Param("to", "date", "end of the period (exclusive)", required=True),
+    Param("bucket", "string", "15m, 1h (the default) or 1d"),
+)
+
+
+def openapi_parameters(params: tuple[Param, ...], *, omit: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its query itself: each parameter documented."""
+    return {
+        "parameters": [
+            {
+                "name": p.name,
+                "in": "query",
+                "required": p.required,
+                "description": f"{p.doc} (FHIR type {p.type})",
+                "schema": {"type": "array", "items": {"type": "string"}}
+                if p.repeats
+                else {"type": "string"},
+                **({"explode": True} if p.repeats else {}),
+            }
+            for p in params
+            if p.name not in omit
+        ]
+    }
+
+
+def strict_handling(prefer: str | None) -> bool:
+    """True under ``Prefer: handling=strict`` (lenient is the default)."""
+    for part in (prefer or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "handling":
+            return value.strip().strip('"').lower() == "strict"
+    return False
+
+
+def supported(
+    items: list[tuple[str, str]], params: tuple[Param, ...], *, strict: bool
+) -> list[tuple[str, str]]:
+    """The items of supported parameters; an unknown one is ignored (lenient) or refused.
+
+    Raises:
+        InvalidReadingError: under strict handling, naming the first unsupported parameter.
+    """
+    known = {p.name for p in params}
+    unknown = [name for name, _ in items if name not in known]
+    if unknown and strict:
+        names = ", ".join(sorted(known))
+        raise _invalid(
+            f"parameter {unknown[0]!r} is not supported here (Prefer: handling=strict); "
+            f"supported: {names}",
+            unknown[0],
+        )
+    return [(name, value) for name, value in items if name in known]
+
+
+def is_uuid(value: str) -> bool:
+    """True for a UUID (the shape of every malestrom id)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def category_param(value: str | None) -> CodeRef | None:
+    """``category``: system|code or code."""
+    if not value:
+        return None
+    system, sep, code = value.partition("|")
+    return (system or None, code) if sep else (None, value)
+
+
+def elements_param(value: str | None) -> frozenset[str] | None:
+    """``_elements``: the top-level elements to keep (id, meta and resourceType always stay)."""
+    if value is None:
+        return None
+    names = {v.strip() for v in value.split(",") if v.strip()}
+    if not names or any(not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9]*(\[x\])?", n) for n in names):
+        raise _invalid("_elements must be comma-separated element names", "_elements")
+    return frozenset(names)
+
+
+def summary_count(single: dict[str, str]) -> bool:
+    """True for a count-only search: ``_summary=count`` or ``_count=0``."""
+    summary = single.get("_summary")
+    if summary not in (None, "count", "false"):
+        raise _invalid("_summary supports count (and false)", "_summary", "not-supported")
+    return summary == "count" or single.get("_count") == "0"
+
+
+def total_param(value: str | None) -> bool:
+    """``_total``: accurate (count the matches) or none/estimate (do not)."""
+    if value in (None, "none", "estimate"):
+        return False
+    if value == "accurate":
+        return True
+    raise _invalid("_total must be none, estimate or accurate", "_total")

@@ -7,13 +7,16 @@ rows, so each row equals a computation over the raw readings of its bucket.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import queries
-from api.deps import PoolDep
+from api.auth.access import patient_access, record_access
+from api.auth.principals import Principal
+from api.deps import CorrelationDep, PoolDep, ReaderDep
 from api.routes import params as p
 from api.storage import aggregate_grains, plan_segments
 from ingestion.exceptions import InvalidReadingError
@@ -31,32 +34,43 @@ BUCKETS: dict[str, tuple[dt.timedelta, list[str]]] = {
 MAX_BUCKETS = 10_000
 
 
-@router.get("/api/v1/trends")
-async def trends(request: Request, pool: PoolDep) -> Response:
+@router.get("/api/v1/trends", openapi_extra=p.openapi_parameters(p.TRENDS))
+async def trends(
+    request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
+) -> Response:
     """One row per non-empty bucket: ``start, count, min, max, mean`` of the values."""
-    params = request.query_params
+    strict = p.strict_handling(request.headers.get("prefer"))
+    params = dict(p.supported(request.query_params.multi_items(), p.TRENDS, strict=strict))
+    return await trend_rows(params, pool, principal=principal, correlation=correlation)
+
+
+async def trend_rows(
+    params: Mapping[str, str], pool: PoolDep, *, principal: Principal, correlation: str
+) -> Response:
+    """The trend of one patient's code, for a caller allowed to read it."""
     patient = p.patient_param(params.get("patient.identifier"))
-    codes = p.codes_param(params.get("code"), required=True)
-    bucket = params.get("bucket", "1h")
-    if bucket not in BUCKETS:
-        raise InvalidReadingError("bucket must be 15m, 1h or 1d", expression="bucket")
-    width, grains = BUCKETS[bucket]
-    start, _ = p.instant_range(params.get("from") or "", "from")
-    end, _ = p.instant_range(params.get("to") or "", "to")
-    if not start < end <= start + width * MAX_BUCKETS:
-        raise InvalidReadingError(
-            f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
-        )
     async with pool.connection() as conn:
-        keys = await queries.patient_keys(conn=conn, patient=patient)
+        keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
+        codes = p.codes_param(params.get("code"), required=True)
+        bucket = params.get("bucket", "1h")
+        if bucket not in BUCKETS:
+            raise InvalidReadingError("bucket must be 15m, 1h or 1d", expression="bucket")
+        width, grains = BUCKETS[bucket]
+        start, _ = p.instant_range(params.get("from") or "", "from")
+        end, _ = p.instant_range(params.get("to") or "", "to")
+        if not start < end <= start + width * MAX_BUCKETS:
+            raise InvalidReadingError(
+                f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
+            )
         units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
         segments = plan_segments(start, end, aggregate_grains(codes, grains))
         rows = await queries.aggregate_buckets(
             conn=conn, keys=keys, codes=codes, segments=segments, width=width
         )
-        await queries.record_audit(
-            conn=conn, patient_keys=set(keys), agent="anonymous", action="trends",
-            resource="Observation", outcome="success", detail={"buckets": len(rows)},
+        await record_access(
+            conn=conn, principal=principal, patient_keys=keys, action="trends",
+            resource="Observation", correlation_id=correlation, decision=decision,
+            count=len(rows),
         )  # fmt: skip
     body = {
         "code": params["code"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import statistics
@@ -20,6 +21,7 @@ import orjson
 import psutil
 import pytest
 
+from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
 from infra.processes import free_port
 from tests.engines import ENGINES, session_engine
 from tests.helpers import bundle, for_patient, fresh_fnr, load_fixture, observation
@@ -82,9 +84,19 @@ def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
         time.sleep(0.25)
 
 
-def _search(url: str, fnr: str) -> list[dict[str, Any]]:
+def _roles(data_dir: Path) -> tuple[httpx.Auth, httpx.Auth]:
+    """A hub and a nurse of the simulated organisation, from the issuer `up` made."""
+    issuer = DevIssuer.ensure(data_dir / "dev-issuer")
+    return issuer.mint("hub").auth(), issuer.mint("nurse").auth()
+
+
+def _post(url: str, body: dict[str, Any], hub: httpx.Auth) -> int:
+    return httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR, auth=hub).status_code
+
+
+def _search(url: str, fnr: str, nurse: httpx.Auth) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{url}/fhir/Observation", params={"patient.identifier": fnr, "_count": 1000}
+        f"{url}/fhir/Observation", params={"patient.identifier": fnr, "_count": 1000}, auth=nurse
     )
     entries: list[dict[str, Any]] = response.json()["entry"]
     return entries
@@ -99,15 +111,22 @@ def test_up_serves_a_bundle_and_stops_without_leftovers(tmp_path: Path) -> None:
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy"
         )
+        hub, nurse = _roles(data_dir)
         assert (
-            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
+            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 401
         )
-        _eventually(lambda: len(_search(url, fnr)) == 3, timeout=10, what="3 observations")
-        assert (
-            httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
-        )
+        assert _post(url, body, hub) == 200
+        _eventually(lambda: len(_search(url, fnr, nurse)) == 3, timeout=10, what="3 observations")
+        assert _post(url, body, hub) == 200
         time.sleep(2)  # give a duplicate time to land, were it (wrongly) to be stored
-        assert len(_search(url, fnr)) == 3
+        assert len(_search(url, fnr, nurse)) == 3
+        called = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "call", "GET", "/api/v1/board", "--url", url,
+             "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, env=_env(), check=False,
+        )  # fmt: skip
+        assert called.returncode == 0, called.stderr
+        assert json.loads(called.stdout)["organisation"] == SIMULATED_ORGANISATION
         family = psutil.Process(proc.pid).children(recursive=True)
         assert len(family) >= 3  # worker, API, and the embedded services
         proc.send_signal(signal.SIGTERM)
@@ -125,8 +144,9 @@ def test_second_start_on_the_same_data_dir_keeps_the_data(tmp_path: Path) -> Non
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy"
         )
-        httpx.post(f"{url}/fhir", content=orjson.dumps(body), headers=FHIR)
-        _eventually(lambda: len(_search(url, fnr)) == 3, timeout=10, what="3 observations")
+        hub, nurse = _roles(data_dir)
+        assert _post(url, body, hub) == 200
+        _eventually(lambda: len(_search(url, fnr, nurse)) == 3, timeout=10, what="3 observations")
         family = psutil.Process(proc.pid).children(recursive=True)
         proc.kill()  # no clean-up at all: children die with their parent, pid files stay behind
         proc.wait(10)
@@ -135,7 +155,8 @@ def test_second_start_on_the_same_data_dir_keeps_the_data(tmp_path: Path) -> Non
         _eventually(
             lambda: httpx.get(f"{url}/healthz").status_code == 200, timeout=60, what="healthy again"
         )
-        assert len(_search(url, fnr)) == 3
+        _, nurse = _roles(data_dir)  # the issuer's key survived; its identifier names the port
+        assert len(_search(url, fnr, nurse)) == 3
 
 
 START = dt.datetime(2026, 11, 23, 6, 10, tzinfo=dt.UTC)
@@ -146,10 +167,14 @@ def _z(t: dt.datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def _trend(url: str, fnr: str, bucket: str, start: dt.datetime, end: dt.datetime) -> Any:
+def _trend(
+    url: str, fnr: str, bucket: str, span: tuple[dt.datetime, dt.datetime], nurse: httpx.Auth
+) -> Any:
     params = {"patient.identifier": fnr, "code": "8867-4", "bucket": bucket}
     response = httpx.get(
-        f"{url}/api/v1/trends", params={**params, "from": _z(start), "to": _z(end)}
+        f"{url}/api/v1/trends",
+        params={**params, "from": _z(span[0]), "to": _z(span[1])},
+        auth=nurse,
     )
     return {
         dt.datetime.fromisoformat(r["start"]): (r["count"], r["min"], r["max"], round(r["mean"], 9))
@@ -164,25 +189,26 @@ def _expected(values: dict[dt.datetime, float], width: dt.timedelta) -> Any:
     return {b: (len(v), min(v), max(v), round(statistics.fmean(v), 9)) for b, v in buckets.items()}
 
 
-def _round_trip(url: str) -> None:
-    """Post two days of pulses, read them back, and find the trends equal to what was posted."""
+def _round_trip(url: str, data_dir: Path) -> None:
+    """A hub posts two days of pulses; a nurse reads them back and finds the trends equal to
+    what was posted."""
+    hub, nurse = _roles(data_dir)
     fnr = fresh_fnr()
     values = {START + i * dt.timedelta(minutes=47): 55 + (i * 29) % 60 for i in range(61)}
     readings = [observation(fnr=fnr, value=v, effective=_z(t)) for t, v in values.items()]
-    body = orjson.dumps(bundle(*readings, identifier=str(uuid.uuid4())))
-    assert httpx.post(f"{url}/fhir", content=body, headers=FHIR).status_code == 200
-    _eventually(lambda: len(_search(url, fnr)) == len(values), timeout=30, what="all stored")
+    assert _post(url, bundle(*readings, identifier=str(uuid.uuid4())), hub) == 200
+    _eventually(lambda: len(_search(url, fnr, nurse)) == len(values), timeout=30, what="all stored")
     stored = {
         dt.datetime.fromisoformat(e["resource"]["effectiveDateTime"]): e["resource"][
             "valueQuantity"
         ]["value"]
-        for e in _search(url, fnr)
+        for e in _search(url, fnr, nurse)
     }
     assert stored == values
-    start, end = START + dt.timedelta(minutes=20), START + dt.timedelta(hours=45)
-    inside = {t: v for t, v in values.items() if start <= t < end}
+    span = START + dt.timedelta(minutes=20), START + dt.timedelta(hours=45)
+    inside = {t: v for t, v in values.items() if span[0] <= t < span[1]}
     for bucket, width in (("1h", dt.timedelta(hours=1)), ("1d", dt.timedelta(days=1))):
-        assert _trend(url, fnr, bucket, start, end) == _expected(inside, width)
+        assert _trend(url, fnr, bucket, span, nurse) == _expected(inside, width)
 
 
 def _storage_when_healthy(url: str) -> Any:
@@ -201,7 +227,7 @@ def test_up_says_which_engine_runs_and_a_round_trip_holds_on_it(tmp_path: Path) 
         storage = _storage_when_healthy(url)
         assert (storage["engine"], storage["edition"]) == (expected.engine, expected.edition)
         assert f"storage: {expected.says}" in _log(data_dir, port).read_text()
-        _round_trip(url)
+        _round_trip(url, data_dir)
 
 
 def _db_upgrade(data_dir: Path, **settings: str) -> subprocess.CompletedProcess[str]:
@@ -246,4 +272,4 @@ def test_a_plain_database_keeps_its_profile_when_timescaledb_is_installed(tmp_pa
         storage = _storage_when_healthy(url)
         assert (storage["profile"], storage["engine"]) == ("postgresql", "postgresql")
         assert "keeps that profile" in _log(data_dir, port).read_text()
-        _round_trip(url)
+        _round_trip(url, data_dir)

@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
+from infra.devissuer import DevIssuer, DpopAuth
 from infra.migrate import migration_ids
 from infra.processes import free_port, spawn, stop, wait_for_port
 from ingestion.topics import Topics
+from tests.helpers import fresh_orgnr, settings_trusting
 
 
 class Worker:
@@ -60,27 +62,47 @@ def worker(
         running.stop()
 
 
-def _api_settings(worker: Worker) -> ApiSettings:
-    return ApiSettings(
-        kafka_bootstrap=worker.env["MALESTROM_KAFKA_BOOTSTRAP"],
-        database_url=worker.env["MALESTROM_DATABASE_URL"],  # type: ignore[arg-type]
-        topic_prefix=worker.env["MALESTROM_TOPIC_PREFIX"],
-        app_id=worker.env["MALESTROM_APP_ID"],
-    )
+@pytest.fixture
+def org() -> str:
+    """A fresh synthetic organisation number: this test's home-care service."""
+    return fresh_orgnr()
 
 
 @pytest.fixture
-def api(worker: Worker) -> Iterator[TestClient]:
-    """The API in-process, publishing to the real broker and reading the real database."""
-    app = create_app(_api_settings(worker), expected_migrations=migration_ids())
+def staff_auth(issuer: DevIssuer, org: str) -> DpopAuth:
+    """A nurse of ``org`` whose login also lets her send readings (scopes ingest, read, alerts,
+    settings): what the pipeline tests act as unless they say otherwise."""
+    scopes = ("ingest", "read", "alerts", "settings")
+    return issuer.mint("nurse", org=org, scopes=scopes).auth()
+
+
+def api_settings(worker: Worker, issuer: DevIssuer, **overrides: str) -> ApiSettings:
+    """Settings of an API on the worker's topics and database, trusting ``issuer``."""
+    settings: ApiSettings = settings_trusting(
+        issuer,
+        kafka_bootstrap=worker.env["MALESTROM_KAFKA_BOOTSTRAP"],
+        database_url=worker.env["MALESTROM_DATABASE_URL"],
+        topic_prefix=worker.env["MALESTROM_TOPIC_PREFIX"],
+        app_id=worker.env["MALESTROM_APP_ID"],
+        **overrides,
+    )
+    return settings
+
+
+@pytest.fixture
+def api(worker: Worker, issuer: DevIssuer, staff_auth: DpopAuth) -> Iterator[TestClient]:
+    """The API in-process, publishing to the real broker and reading the real database;
+    requests carry ``staff_auth`` unless they pass their own ``auth``."""
+    app = create_app(api_settings(worker, issuer), expected_migrations=migration_ids())
     with TestClient(app) as client:
+        client.auth = staff_auth
         yield client
 
 
 @pytest.fixture
-def api_url(worker: Worker) -> Iterator[str]:
+def api_url(worker: Worker, issuer: DevIssuer) -> Iterator[str]:
     """The API served by uvicorn on a free loopback port (for streaming clients)."""
-    app = create_app(_api_settings(worker), expected_migrations=migration_ids())
+    app = create_app(api_settings(worker, issuer), expected_migrations=migration_ids())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="api-under-test", daemon=True)

@@ -18,12 +18,12 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from api.main import create_app
-from api.settings import ApiSettings
+from infra.devissuer import DevIssuer
 from infra.migrate import migration_ids
 from ingestion.publisher import Record
 from streams.sinks import ObservationRow, ObservationSink, observation_row
 from tests.engines import migrate_for_tests
-from tests.helpers import FNR_SYSTEM
+from tests.helpers import FNR_SYSTEM, settings_trusting
 
 LOINC = "http://loinc.org"
 
@@ -91,11 +91,14 @@ class QuietPublisher:
 
 
 @contextmanager
-def reading_client(database_url: str) -> Iterator[TestClient]:
-    """The API in-process on the database, without a broker (reads only)."""
-    settings = ApiSettings(kafka_bootstrap="unused:9092", database_url=database_url)  # type: ignore[arg-type]
+def reading_client(database_url: str, issuer: DevIssuer) -> Iterator[TestClient]:
+    """The API in-process on the database, without a broker (reads only), asked by a hospital
+    clinician with a care relationship (rows written straight to the database belong to no
+    organisation)."""
+    settings = settings_trusting(issuer, kafka_bootstrap="unused:9092", database_url=database_url)
     app = create_app(settings, expected_migrations=migration_ids(), publisher=QuietPublisher())
     with TestClient(app) as client:
+        client.auth = issuer.mint("clinician").auth()
         yield client
 
 

@@ -16,13 +16,22 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.settings import ApiSettings
+from infra.devissuer import DevIssuer, DpopAuth
 from infra.dlq import list_dead_letters, replay_dead_letters
 from infra.embedded import EmbeddedBroker
 from infra.processes import free_port
 from infra.topics import ensure_topics
 from ingestion.measurement import from_json
 from ingestion.topics import Topics
-from tests.helpers import bundle, eventually, fresh_fnr, load_fixture, merge_patch, observation
+from tests.helpers import (
+    bundle,
+    eventually,
+    fresh_fnr,
+    load_fixture,
+    merge_patch,
+    observation,
+    settings_trusting,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +40,15 @@ SEARCH = "/fhir/Observation?patient.identifier=urn:oid:2.16.578.1.12.4.1.4.1|{fn
 UCUM = "http://unitsofmeasure.org"
 
 
-def _settings(bootstrap: str, database_url: str, prefix: str) -> ApiSettings:
-    return ApiSettings(
+def _settings(bootstrap: str, database_url: str, prefix: str, issuer: DevIssuer) -> ApiSettings:
+    settings: ApiSettings = settings_trusting(
+        issuer,
         kafka_bootstrap=bootstrap,
-        database_url=database_url,  # type: ignore[arg-type]
+        database_url=database_url,
         topic_prefix=prefix,
         app_id=f"{prefix}-streams",
     )
+    return settings
 
 
 def _stored(client: TestClient, fnr: str) -> list[dict[str, Any]]:
@@ -134,7 +145,7 @@ def _post_ok(client: TestClient, body: bytes) -> Any:
 
 
 def test_broker_down_answers_503_and_the_retry_lands_once(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, issuer: DevIssuer, staff_auth: DpopAuth
 ) -> None:
     """Broker stopped: 503 with Retry-After; restarted: the resend is accepted exactly once."""
     port = free_port()
@@ -143,8 +154,9 @@ def test_broker_down_answers_503_and_the_retry_lands_once(
     bootstrap = broker.start()
     ensure_topics(bootstrap, topics, partitions=2)
     body = orjson.dumps(load_fixture("bundle_three_vitals.json"))
-    settings = _settings(bootstrap, database_url, topics.prefix)
+    settings = _settings(bootstrap, database_url, topics.prefix, issuer)
     with TestClient(create_app(settings, expected_migrations=())) as client:
+        client.auth = staff_auth
         broker.stop()
         down = client.post("/fhir", content=body, headers=FHIR)
         assert down.status_code == 503

@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx_sse import connect_sse
 
+from infra.devissuer import DpopAuth
 from tests.helpers import FNR_SYSTEM, eventually, fresh_fnr
 from tests.integration.conftest import Worker
 
@@ -38,19 +39,20 @@ NORMAL = {
 
 
 class Patient:
-    """A synthetic patient of a fresh organisation, sending readings over HTTP."""
+    """A synthetic patient of the test's organisation, sending readings over HTTP as a nurse
+    of that organisation whose login may also send readings."""
 
-    def __init__(self, client: httpx.Client | TestClient) -> None:
+    def __init__(self, client: httpx.Client | TestClient, organisation: str) -> None:
         self.client = client
         self.fnr = fresh_fnr()
-        self.organisation = f"org-{uuid.uuid4().hex[:8]}"
+        self.organisation = organisation
         self.t0 = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=50)
 
     def settings(self, **values: Any) -> None:
         body = {
             "patient": {"value": self.fnr},
-            "set_by": "HPR 9999999",
             "organisation": self.organisation,
+            "spo2_scale": 1,
             **values,
         }
         response = self.client.put("/api/v1/patients/news2-settings", json=body)
@@ -116,9 +118,11 @@ def _total(score: dict[str, Any]) -> int | None:
     return None if quantity is None else int(quantity["value"])
 
 
-def test_scores_are_fhir_observations_and_a_red_score_raises_an_alert(api: TestClient) -> None:
+def test_scores_are_fhir_observations_and_a_red_score_raises_an_alert(
+    api: TestClient, org: str
+) -> None:
     """Each reading gives a NEWS2 Observation, searchable by its SNOMED code; a red score alerts."""
-    patient = Patient(api)
+    patient = Patient(api, org)
     patient.settings(long_term_oxygen=False)
     patient.send(0, **NORMAL)
     eventually(lambda: len(patient.scores()) == 1, timeout=60, what="the first score")
@@ -133,10 +137,13 @@ def test_scores_are_fhir_observations_and_a_red_score_raises_an_alert(api: TestC
     assert [(a["kind"], a["level"], a["status"]) for a in alerts] == [("news2", "urgent", "open")]
 
 
-def test_alert_lifecycle_live_stream_and_document(api_url: str) -> None:
-    """Raised, acknowledged, resolved reach the SSE stream, resumably; the closed alert exports."""
-    client = httpx.Client(base_url=api_url, timeout=httpx.Timeout(10, read=60))
-    patient = Patient(client)
+def test_alert_lifecycle_live_stream_and_document(
+    api_url: str, org: str, staff_auth: DpopAuth
+) -> None:
+    """Raised, acknowledged, resolved reach the SSE stream, resumably; the closed alert exports;
+    who acted comes from the login, not from the body."""
+    client = httpx.Client(base_url=api_url, timeout=httpx.Timeout(10, read=60), auth=staff_auth)
+    patient = Patient(client, org)
     patient.settings(long_term_oxygen=False)
     seen: list[dict[str, Any]] = []
     ids: list[str] = []
@@ -158,16 +165,12 @@ def test_alert_lifecycle_live_stream_and_document(api_url: str) -> None:
     patient.send(3, respiration_rate=22, spo2=93, pulse=115)  # 2 + 2 + 2 = 6 → medium
     alert = eventually(patient.alerts, timeout=60, what="the alert")[0]
     ack = client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "HPR 1111111"})
-    assert ack.json()["status"] == "acknowledged"
-    assert (
-        client.post(f"/api/v1/alerts/{alert['id']}/acknowledge", json={"by": "x"}).status_code
-        == 409
-    )
+    assert (ack.json()["status"], ack.json()["acknowledged_by"]) == ("acknowledged", "HPR 9144900")
+    assert client.post(f"/api/v1/alerts/{alert['id']}/acknowledge").status_code == 409
     note = "Ringte pasienten, avtalt besøk i dag."
-    done = client.post(
-        f"/api/v1/alerts/{alert['id']}/resolve", json={"by": "HPR 1111111", "note": note}
-    )
+    done = client.post(f"/api/v1/alerts/{alert['id']}/resolve", json={"note": note})
     assert (done.json()["status"], done.json()["resolution_note"]) == ("resolved", note)
+    assert done.json()["resolved_by"] == "HPR 9144900"
     listener.join(30)
     assert [e["event"]["type"] for e in seen] == ["raised", "acknowledged", "resolved"]
 
@@ -184,6 +187,21 @@ def test_alert_lifecycle_live_stream_and_document(api_url: str) -> None:
             if len(resumed) == 2:
                 break
     assert resumed == ["acknowledged", "resolved"]
+    with connect_sse(
+        client, "GET", "/api/v1/alerts/stream", params={"organisation": patient.organisation}
+    ) as source:  # a replay from the start: each event with the alert as it stood then
+        replayed = []
+        for event in source.iter_sse():
+            data = orjson.loads(event.data)
+            replayed.append((data["event"]["type"], data["alert"]["status"],
+                             data["alert"]["resolution_note"]))  # fmt: skip
+            if len(replayed) == 3:
+                break
+    assert replayed == [
+        ("raised", "open", None),
+        ("acknowledged", "acknowledged", None),
+        ("resolved", "resolved", note),
+    ]
 
     document = client.get(f"/api/v1/alerts/{alert['id']}/$document").json()
     kinds = [e["resource"]["resourceType"] for e in document["entry"]]
@@ -193,10 +211,9 @@ def test_alert_lifecycle_live_stream_and_document(api_url: str) -> None:
     assert note in orjson.dumps(document).decode()
 
 
-def test_board_sorts_by_urgency_with_trend_and_input_age(api: TestClient) -> None:
+def test_board_sorts_by_urgency_with_trend_and_input_age(api: TestClient, org: str) -> None:
     """The board lists the organisation's patients, the alerted and rising one first."""
-    calm, sick = Patient(api), Patient(api)
-    sick.organisation = calm.organisation
+    calm, sick = Patient(api, org), Patient(api, org)
     for patient in (calm, sick):
         patient.settings(long_term_oxygen=False)
         patient.send(0, **NORMAL)
@@ -217,10 +234,10 @@ def test_board_sorts_by_urgency_with_trend_and_input_age(api: TestClient) -> Non
 
 
 def test_worker_restart_mid_scenario_loses_and_duplicates_nothing(
-    api: TestClient, worker: Worker
+    api: TestClient, worker: Worker, org: str
 ) -> None:
     """Stopping the worker between readings and starting it again: every score once, one alert."""
-    patient = Patient(api)
+    patient = Patient(api, org)
     patient.settings(long_term_oxygen=False)
     patient.send(0, **NORMAL)
     patient.send(2, pulse=95)

@@ -72,7 +72,11 @@ def test_healthz_turns_up_when_the_worker_has_partitions(api: TestClient) -> Non
 
 def test_search_post_form_matches_get(api: TestClient) -> None:
     """POST /fhir/Observation/_search with a form body answers like the GET."""
-    form = {"patient.identifier": SYNTHETIC_FNR}
+    fnr = fresh_fnr()
+    body = orjson.dumps(bundle(observation(fnr=fnr), identifier=str(uuid.uuid4())))
+    assert api.post("/fhir", content=body, headers=FHIR).status_code == 200
+    eventually(lambda: len(_stored(api, fnr)) == 1, timeout=60, what="the stored reading")
+    form = {"patient.identifier": fnr}
     posted = api.post("/fhir/Observation/_search", data=form)
     got = api.get("/fhir/Observation", params=form)
     assert posted.status_code == got.status_code == 200

@@ -85,9 +85,11 @@ QUESTIONS: dict[str, tuple[Question, int]] = {  # question, how many partitions 
         lambda conn, key: queries.search_observations(
             conn=conn,
             keys=[key],
-            codes=PULSE,
             count=100,
-            dates=[(">=", NOW - 30 * DAY - HOURS_5), ("<", NOW - 29 * DAY - HOURS_5)],
+            wanted=queries.SearchFilter(
+                codes=PULSE,
+                dates=[(">=", NOW - 30 * DAY - HOURS_5), ("<", NOW - 29 * DAY - HOURS_5)],
+            ),
         ),
         2,
     ),

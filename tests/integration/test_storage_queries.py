@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from infra.devissuer import DevIssuer
 from streams.sinks import ObservationRow
 from tests.helpers import FNR_SYSTEM, fresh_fnr
 from tests.integration.storage_helpers import reading_client, row, write
@@ -20,9 +21,11 @@ T0 = dt.datetime(2026, 10, 28, 22, 17, tzinfo=dt.UTC)  # deliberately not bucket
 
 
 @pytest.fixture(scope="module")
-def client(database_url: str) -> Iterator[TestClient]:
-    """The API in-process on the real database."""
-    with reading_client(database_url) as test_client:
+def client(database_url: str, issuer: DevIssuer) -> Iterator[TestClient]:
+    """The API in-process on the real database, asked by a hospital clinician with a care
+    relationship (the rows are written straight to the database, so no organisation holds
+    them)."""
+    with reading_client(database_url, issuer) as test_client:
         yield test_client
 
 

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from api.settings import ApiSettings
+from infra.devissuer import DevIssuer, DpopAuth
 from infra.migrate import migration_ids
 from infra.processes import spawn, stop
 from ingestion.topics import Topics
-from tests.helpers import bundle, fresh_fnr, observation
+from tests.helpers import bundle, fresh_fnr, observation, settings_trusting
 from tests.integration.storage_helpers import scalar
 
 pytestmark = pytest.mark.integration
@@ -65,7 +65,12 @@ def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> None:
 
 
 def test_replaying_the_topic_from_offset_0_changes_no_row_count(
-    topics: Topics, kafka_bootstrap: str, database_url: str, tmp_path: Path
+    topics: Topics,
+    kafka_bootstrap: str,
+    database_url: str,
+    tmp_path: Path,
+    issuer: DevIssuer,
+    staff_auth: DpopAuth,
 ) -> None:
     """A second worker in a new group re-reads every reading; the stored counts stay the same."""
     env = {
@@ -75,15 +80,17 @@ def test_replaying_the_topic_from_offset_0_changes_no_row_count(
         "MALESTROM_TOPIC_PREFIX": topics.prefix,
         "MALESTROM_BROKER_SESSION_TIMEOUT": "6",
     }
-    settings = ApiSettings(
+    settings = settings_trusting(
+        issuer,
         kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,  # type: ignore[arg-type]
+        database_url=database_url,
         topic_prefix=topics.prefix,
     )
     fnr = fresh_fnr()
     count = lambda: {name: scalar(database_url, q, fnr) for name, q in COUNTS.items()}  # noqa: E731
     pulses = lambda: scalar(database_url, PULSES, fnr)  # noqa: E731
     with TestClient(create_app(settings, expected_migrations=migration_ids())) as api:
+        api.auth = staff_auth
 
         def post(*readings: dict[str, Any]) -> None:
             body = orjson.dumps(bundle(*readings, identifier=str(uuid.uuid4())))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from infra.devissuer import DevIssuer
 from streams.sinks import ObservationRow
 from tests.helpers import fresh_fnr
 from tests.integration.storage_helpers import (
@@ -96,13 +97,13 @@ def _truth(rows: list[ObservationRow], start: dt.datetime, end: dt.datetime) -> 
 
 
 @pytest.mark.engine("timescaledb")
-def test_a_refresh_makes_the_trends_equal_the_raw_rows(db: str) -> None:
+def test_a_refresh_makes_the_trends_equal_the_raw_rows(db: str, issuer: DevIssuer) -> None:
     """Trends equal the raw rows before and after a refresh; a backfill behind the watermark
     counts once the refresh policy has run again."""
     fnr, start, end = fresh_fnr(), NOW - 20 * DAY, NOW - 17 * DAY
     first = _pulses(fnr, start + dt.timedelta(minutes=7), 400, dt.timedelta(minutes=10))
     late = _pulses(fnr, start + dt.timedelta(minutes=2), 300, dt.timedelta(minutes=10))
-    with reading_client(db) as client:
+    with reading_client(db, issuer) as client:
         write(db, first)
         assert _answers(client, fnr, start, end) == _truth(first, start, end)  # real time
         refresh_aggregates(db)
@@ -116,7 +117,9 @@ def test_a_refresh_makes_the_trends_equal_the_raw_rows(db: str) -> None:
 
 
 @pytest.mark.engine("timescaledb")
-def test_the_columnstore_policy_compresses_old_chunks_and_answers_stay_the_same(db: str) -> None:
+def test_the_columnstore_policy_compresses_old_chunks_and_answers_stay_the_same(
+    db: str, issuer: DevIssuer
+) -> None:
     """Chunks older than 7 days move to the columnstore, newer ones stay; every question over
     them still equals the raw rows."""
     fnr, start, end = fresh_fnr(), NOW - 30 * DAY, NOW
@@ -126,7 +129,7 @@ def test_the_columnstore_policy_compresses_old_chunks_and_answers_stay_the_same(
         for r in _pulses(fnr, MIDNIGHT - days * DAY + HOUR, 72, dt.timedelta(minutes=5))
     ]
     write(db, rows)
-    with reading_client(db) as client:
+    with reading_client(db, issuer) as client:
         assert _answers(client, fnr, start, end) == _truth(rows, start, end)
         run_policy(db, "policy_compression", "observations")
         assert _compressed(db, 30, 10, 2) == {30: True, 10: True, 2: False}
@@ -182,7 +185,9 @@ def test_retention_removes_what_is_older_than_the_retention_period(db: str, engi
 
 
 @pytest.mark.engine("timescaledb-apache")
-def test_the_apache_edition_keeps_rollups_in_the_writer_with_the_same_answers(db: str) -> None:
+def test_the_apache_edition_keeps_rollups_in_the_writer_with_the_same_answers(
+    db: str, issuer: DevIssuer
+) -> None:
     """Without continuous aggregates or columnstore, the writer's rollup deltas answer the
     trends, equal to the raw rows before and after maintenance compacts them."""
     assert scalar(db, "SELECT count(*) FROM timescaledb_information.continuous_aggregates") == 0
@@ -194,7 +199,7 @@ def test_the_apache_edition_keeps_rollups_in_the_writer_with_the_same_answers(db
     write(db, rows, batch=37)  # many batches: several deltas per hour bucket
     deltas = "SELECT count(*) FROM observations_hourly"
     assert scalar(db, deltas) > scalar(db, "SELECT count(DISTINCT bucket) FROM observations_hourly")
-    with reading_client(db) as client:
+    with reading_client(db, issuer) as client:
         assert _answers(client, fnr, start, end) == _truth(rows, start, end)
         scalar(db, "SELECT malestrom_maintain_storage()")
         assert scalar(db, deltas) == scalar(

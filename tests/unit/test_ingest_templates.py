@@ -15,12 +15,12 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import ApiSettings
+from infra.devissuer import DevIssuer
 from ingestion.exceptions import TemplateError
 from ingestion.known import RecentIds
 from ingestion.mapping import apply_template, load_templates
 from tests.helpers import RECEIVED, SYNTHETIC_FNR, corpus
+from tests.unit.offline import offline_api
 from tests.unit.test_receiver import FakePublisher, FakeStore
 
 TEMPLATES = load_templates()
@@ -105,13 +105,9 @@ def load_case(doc: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def _app() -> Iterator[tuple[TestClient, FakePublisher]]:
+def _app(issuer: DevIssuer) -> Iterator[tuple[TestClient, FakePublisher]]:
     fake = FakePublisher()
-    settings = ApiSettings(
-        kafka_bootstrap="127.0.0.1:1",
-        database_url="postgresql://nobody@127.0.0.1:1/none",  # type: ignore[arg-type]
-    )
-    with TestClient(create_app(settings, expected_migrations=(), publisher=fake)) as test_client:
+    with offline_api(fake, issuer) as test_client:
         yield test_client, fake
 
 
@@ -128,3 +124,11 @@ def client(_app: tuple[TestClient, FakePublisher], publisher: FakePublisher) -> 
     state = _app[0].app.state  # type: ignore[attr-defined]
     state.receiver = dataclasses.replace(state.receiver, recent=RecentIds(), known=FakeStore(set()))
     return _app[0]
+
+
+def test_every_template_shows_an_example_it_takes() -> None:
+    """Each template carries an example payload, and the template maps it without error."""
+    for template in TEMPLATES.values():
+        assert template.example is not None, template.name
+        readings = apply_template(template, template.example, received=RECEIVED)
+        assert readings, template.name

@@ -15,13 +15,13 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from api.settings import ApiSettings
+from infra.devissuer import DevIssuer
 from ingestion.exceptions import BrokerUnavailableError
 from ingestion.known import RecentIds
 from ingestion.measurement import from_json
 from ingestion.publisher import Record
 from tests.helpers import SYNTHETIC_FNR, bundle, corpus, load_fixture, observation
+from tests.unit.offline import offline_api
 
 FHIR = {"Content-Type": "application/fhir+json"}
 
@@ -53,15 +53,10 @@ class FakeStore:
 
 
 @pytest.fixture(scope="module")
-def _app() -> Iterator[tuple[TestClient, FakePublisher]]:
+def _app(issuer: DevIssuer) -> Iterator[tuple[TestClient, FakePublisher]]:
     # One app per module: starting the app's lifespan is slow without a database.
     fake = FakePublisher()
-    settings = ApiSettings(
-        kafka_bootstrap="127.0.0.1:1",
-        database_url="postgresql://nobody@127.0.0.1:1/none",  # type: ignore[arg-type]
-    )
-    app = create_app(settings, expected_migrations=(), publisher=fake)
-    with TestClient(app) as test_client:
+    with offline_api(fake, issuer) as test_client:
         yield test_client, fake
 
 

@@ -69,7 +69,8 @@ class System:
     def place(self, fnr: str) -> None:
         """Make ``fnr`` a patient of the simulated organisation (as the simulator does)."""
         body = {"patient": {"system": FNR_SYSTEM, "value": fnr},
-                "organisation": SIMULATED_ORGANISATION, "long_term_oxygen": False}  # fmt: skip
+                "organisation": SIMULATED_ORGANISATION, "spo2_scale": 1,
+                "long_term_oxygen": False}  # fmt: skip
         assert self.api("PUT", "/api/v1/patients/news2-settings", json=body).status_code == 200
 
     def send(self, fnr: str, at: dt.datetime, **vitals: float | str) -> None:

@@ -122,18 +122,33 @@ def _up(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from infra.embedded import EmbeddedPostgres
+    from infra.engine import EngineMismatchError, check_engine
     from infra.migrate import upgrade
     from infra.settings import UpSettings
 
+    def migrate(url: str) -> list[str]:
+        change = check_engine(url)[1]  # refuses before migrating what the engine cannot serve
+        applied = upgrade(url)
+        print("storage:", check_engine(url)[0], *([change] if change else []), sep="\n  ")  # noqa: T201
+        return applied
+
     settings = UpSettings()
-    if settings.database_url is not None:
-        applied = upgrade(settings.database_url.get_secret_value())
-    else:
-        postgres = EmbeddedPostgres(_data_dir(args.data_dir))
-        try:
-            applied = upgrade(postgres.start())
-        finally:
-            postgres.stop()
+    try:
+        if settings.database_url is not None:
+            applied = migrate(settings.database_url.get_secret_value())
+        else:
+            postgres = EmbeddedPostgres(
+                _data_dir(args.data_dir),
+                engine=settings.engine,
+                license=settings.timescaledb_license,
+            )
+            try:
+                applied = migrate(postgres.start())
+            finally:
+                postgres.stop()
+    except EngineMismatchError as exc:
+        print(f"malestrom db upgrade: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     print("applied:", ", ".join(applied) if applied else "nothing, up to date")  # noqa: T201
     return 0
 

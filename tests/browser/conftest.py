@@ -29,6 +29,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
 from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
 from infra.processes import free_port
+from tests.engines import ENGINES, session_engine
 from tests.helpers import FNR_SYSTEM, eventually, fresh_fnr
 
 CHROMIUM = os.environ.get("MALESTROM_CHROMIUM", "/usr/bin/chromium")
@@ -122,6 +123,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data_dir = tmp_path_factory.mktemp("browser") / "data"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALESTROM_")}
+    env |= ENGINES[session_engine()].up_environment()  # the session's engine, not "auto"
     log = (data_dir.parent / "up.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "up", "--port", str(port), "--data-dir", str(data_dir),

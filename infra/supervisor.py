@@ -108,7 +108,11 @@ def _start_services(
         services.append(broker)
         env["MALESTROM_KAFKA_BOOTSTRAP"] = broker.start()
         env.setdefault("MALESTROM_BROKER_SESSION_TIMEOUT", str(settings.embedded_session_timeout))
-        _say(f"embedded Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}")
+        _say(
+            f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}: it keeps data in "
+            "memory only, so readings not yet stored are lost if it stops (senders' resends "
+            "bring them back); production needs Kafka with replication 3, min.insync.replicas=2"
+        )
     if settings.wants_dev_issuer:
         issuer = DevIssuer.ensure(
             options.data_dir / "dev-issuer",

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from api.auth.authenticator import build_authenticator
 from api.auth.middleware import AuthMiddleware
 from api.auth.principals import Principal, Scope
-from api.auth.replay import ReplayCache, ReplayStore
+from api.auth.replay import ReplayCache, ReplayStore, configure_replay_connection
 from api.deps import requires
 from api.errors import install_error_handlers
 from api.guards import RequestGuard
@@ -76,7 +76,16 @@ def create_app(
         )
         app.state.pool = pool
         app.state.publisher = kafka
-        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(pool))
+        replay_pool = AsyncConnectionPool(
+            settings.database_url.get_secret_value(),
+            open=False,
+            min_size=1,
+            max_size=4,
+            timeout=settings.database_timeout,
+            configure=configure_replay_connection,
+        )
+        await replay_pool.open(wait=False)
+        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(replay_pool))
         app.state.receiver = receiver.Receiver(
             publisher=kafka,
             topics=Topics(settings.topic_prefix),
@@ -98,6 +107,7 @@ def create_app(
             if isinstance(kafka, KafkaPublisher):
                 kafka.close()
             await pool.close()
+            await replay_pool.close()
 
     app = FastAPI(
         title="malestrom", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None

@@ -17,6 +17,7 @@ __all__ = [
     "ALERT_COLUMNS",
     "acknowledge_alert",
     "alert_events_after",
+    "event_id_range",
     "get_alert",
     "get_patient_settings",
     "list_alerts",
@@ -283,6 +284,13 @@ async def alert_events_after(
         },
     )
     return await cur.fetchall()
+
+
+async def event_id_range(*, conn: AsyncConnection[Any]) -> tuple[int | None, int | None]:
+    """The oldest and newest alert event ids kept (None, None when there are none)."""
+    cur = await conn.execute("SELECT min(id), max(id) FROM alert_events")
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 async def organisation_board(

@@ -1,18 +1,30 @@
-"""The one exception handler: domain errors → FHIR OperationOutcome with the right status."""
+"""The one exception handler: domain errors → FHIR OperationOutcome with the right status.
+
+A database that is down or slow answers 503 with ``Retry-After`` (never a hang, never a 500);
+anything unexpected is a 500 OperationOutcome that carries the correlation id, and is logged
+with it — never a plain-text error page.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from api.auth.errors import AuthError, auth_error_response
+from api.requests_log import path_template
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.outcomes import Issue
 from ingestion.responses import invalid_response, outcome_response, unavailable_response
 
 __all__ = ["install_error_handlers"]
+
+log = logging.getLogger(__name__)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,6 +51,28 @@ def install_error_handlers(app: FastAPI) -> None:
         return outcome_response(400, issues)
 
     @app.exception_handler(HTTPException)
-    async def http(_request: Request, exc: HTTPException) -> Response:
-        code = "not-found" if exc.status_code == 404 else "processing"
-        return outcome_response(exc.status_code, [Issue("error", code, str(exc.detail))])
+    async def http(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        detail, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only those of one route
+            operations = app.openapi()["paths"].get(path_template(request.scope), {})
+            allowed = ", ".join(sorted(m.upper() for m in operations)) or headers.get("Allow", "")
+            headers["Allow"] = allowed
+            detail = f"{detail}; this path takes {allowed}"
+        issue = Issue("error", code, detail)
+        return outcome_response(exc.status_code, [issue], headers=headers)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def database_down(_request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return unavailable_response(UnavailableError("the database is unavailable"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        correlation = getattr(request.state, "correlation_id", None) or "none"
+        log.error("unexpected %s (correlation id %s)", type(exc).__name__, correlation,
+                  exc_info=exc)  # fmt: skip
+        text = f"an unexpected error; quote correlation id {correlation} when you report it"
+        return outcome_response(500, [Issue("error", "exception", text)],
+                                headers={"correlation-id": correlation})  # fmt: skip

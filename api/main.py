@@ -6,17 +6,19 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from psycopg_pool import AsyncConnectionPool
 
 from api.auth.authenticator import build_authenticator
 from api.auth.middleware import AuthMiddleware
 from api.auth.principals import Principal, Scope
-from api.auth.replay import ReplayCache, ReplayStore
+from api.auth.replay import ReplayCache, ReplayStore, configure_replay_connection
 from api.deps import requires
 from api.errors import install_error_handlers
+from api.guards import RequestGuard
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
+from api.openapi import install_contract
 from api.requests_log import RequestLog
 from api.routes import (
     alerts,
@@ -31,6 +33,7 @@ from api.routes import (
 )
 from api.settings import ApiSettings
 from api.storage import probe_storage
+from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
 from ingestion.mapping import load_templates
 from ingestion.publisher import KafkaPublisher, Publisher
@@ -45,15 +48,22 @@ def create_app(
     expected_migrations: tuple[str, ...],
     publisher: Publisher | None = None,
     replay: ReplayStore | None = None,
+    extra_routers: tuple[APIRouter, ...] = (),
 ) -> FastAPI:
-    """Build the API. ``expected_migrations`` are the schema versions /healthz requires;
-    ``publisher`` and ``replay`` replace the Kafka producer and the shared replay cache (tests
-    of one process without a broker or database)."""
+    """Build the API and the pages. ``expected_migrations`` are the schema versions /healthz
+    requires; ``publisher`` and ``replay`` replace the Kafka producer and the shared replay
+    cache (tests of one process without a broker or database); ``extra_routers`` are added by
+    the composition root (the development issuer's login pages)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url.get_secret_value(), open=False, min_size=1, max_size=10
+            settings.database_url.get_secret_value(),
+            open=False,
+            min_size=1,
+            max_size=10,
+            timeout=settings.database_timeout,  # a request waits this long, then 503
+            check=AsyncConnectionPool.check_connection,  # a connection gone stale is replaced
         )
         await pool.open(wait=False)
         app.state.storage = None
@@ -67,7 +77,16 @@ def create_app(
         )
         app.state.pool = pool
         app.state.publisher = kafka
-        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(pool))
+        replay_pool = AsyncConnectionPool(
+            settings.database_url.get_secret_value(),
+            open=False,
+            min_size=1,
+            max_size=4,
+            timeout=settings.database_timeout,
+            configure=configure_replay_connection,
+        )
+        await replay_pool.open(wait=False)
+        app.state.authenticator = build_authenticator(settings, replay or ReplayCache(replay_pool))
         app.state.receiver = receiver.Receiver(
             publisher=kafka,
             topics=Topics(settings.topic_prefix),
@@ -81,19 +100,25 @@ def create_app(
         app.state.templates = load_templates()
         app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)
         app.state.alert_feed.start()
+        http = open_web(app)
         try:
             yield
         finally:
+            await http.aclose()
             await app.state.alert_feed.stop()
             if isinstance(kafka, KafkaPublisher):
                 kafka.close()
             await pool.close()
+            await replay_pool.close()
 
-    app = FastAPI(title="malestrom", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="malestrom", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.settings = settings
     app.state.expected_migrations = expected_migrations
     install_error_handlers(app)
     app.add_middleware(AuthMiddleware, public_url=settings.public_url)
+    app.add_middleware(RequestGuard)  # sizes and NUL bytes, before anything reads them
     app.add_middleware(RequestLog)  # outermost: every answer, refusals included, is logged
     ingest = [Depends(requires(Scope.INGEST))]
     app.include_router(health.router)
@@ -102,6 +127,11 @@ def create_app(
     app.include_router(vendor_receiver.router, dependencies=ingest)
     for module in (observations, trends, news2, organisations, alerts, me, audit):
         app.include_router(module.router)
+    serve_offline_docs(app)
+    install_pages(app)
+    for router in extra_routers:
+        app.include_router(router)
+    install_contract(app)
     return app
 
 

@@ -12,7 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["CORRELATION_HEADER", "RequestLog"]
+__all__ = ["CORRELATION_HEADER", "RequestLog", "path_template"]
 
 CORRELATION_HEADER = "correlation-id"
 log = logging.getLogger("malestrom.requests")
@@ -44,7 +44,7 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            template = _template(scope)
+            template = path_template(scope)
             log.info(
                 "%s %s %d %.1f ms %s",
                 scope["method"],
@@ -62,7 +62,7 @@ class RequestLog:
             )
 
 
-def _template(scope: Scope) -> str:
+def path_template(scope: Scope) -> str:
     """The path template of the route the request was for (also when it was refused before
     routing), never the concrete path."""
     route = getattr(scope.get("route"), "path", None)

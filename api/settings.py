@@ -46,6 +46,7 @@ class ApiSettings(BaseSettings):
     identity_mode: IdentityMode = IdentityMode.TEST
     unknown_codes: UnknownCodes = UnknownCodes.REJECT  # or "store": kept, not used for scoring
     publish_timeout: float = 4.0
+    database_timeout: float = 3.0  # seconds a request waits for a connection before a 503
     worker_stale_after: float = 15.0
     # Readings measured longer ago than this at acceptance take the backfill lane.
     backfill_after_minutes: float = 60.0
@@ -57,6 +58,18 @@ class ApiSettings(BaseSettings):
     citizen_issuer: str | None = None
     citizen_jwks: str | None = None
     public_url: str | None = None  # e.g. https://malestrom.example.no behind a proxy
+
+    # Pages for people (api.web): the OpenID Connect logins the server runs for the browser.
+    helseid_authority: str | None = None  # staff: HelseID (discovery under this URL)
+    helseid_client_id: str | None = None
+    helseid_client_key: str | None = None  # a private JWK file (private-key-JWT client auth)
+    helseid_scopes: str = "openid profile nhn:malestrom/read nhn:malestrom/alerts"
+    citizen_authority: str | None = None  # citizens: ID-porten / Helsenorge
+    citizen_client_id: str | None = None
+    citizen_client_key: str | None = None
+    citizen_scopes: str = "openid nhn:malestrom/citizen"
+    session_idle_minutes: int = 30
+    session_absolute_minutes: int = 8 * 60
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> ApiSettings:
@@ -77,7 +90,8 @@ class ApiSettings(BaseSettings):
             raise ValueError(
                 "production needs MALESTROM_HELSEID_ISSUER/_JWKS and MALESTROM_CITIZEN_ISSUER/_JWKS"
             )
-        if is_dev_issuer(self.helseid_issuer) or is_dev_issuer(self.citizen_issuer):
+        authorities = (self.helseid_authority or "", self.citizen_authority or "")
+        if any(map(is_dev_issuer, (self.helseid_issuer, self.citizen_issuer, *authorities))):
             raise ValueError("the development issuer must not be trusted in production")
         if not self.public_url or urlsplit(self.public_url).scheme != "https":
             raise ValueError("production needs MALESTROM_PUBLIC_URL with an https:// URL")

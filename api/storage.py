@@ -37,18 +37,33 @@ ORIGIN = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # buckets are UTC-aligned, as d
 
 @dataclass(frozen=True, slots=True)
 class StorageProfile:
-    """What /healthz reports about storage."""
+    """What /healthz reports about storage: the profile the schema was built for (chosen at the
+    first migration) and the engine serving it now."""
 
     profile: str  # "postgresql" | "timescaledb"
-    license: str | None  # timescaledb.license, when the extension is there
+    license: str | None  # timescaledb.license, when the extension is loaded
     aggregates: str  # "rollup" (kept by the writer) | "continuous"
     server_version: int
-    extension_version: str | None
+    extension_version: str | None  # TimescaleDB loaded and in use by this database
+
+    @property
+    def engine(self) -> str:
+        """``timescaledb`` when TimescaleDB serves this database, else ``postgresql``."""
+        return "timescaledb" if self.extension_version else "postgresql"
+
+    @property
+    def edition(self) -> str | None:
+        """The TimescaleDB edition (``community`` or ``apache``), None on plain PostgreSQL."""
+        if not self.extension_version:
+            return None
+        return "apache" if self.license == "apache" else "community"
 
     def public(self) -> dict[str, Any]:
         """The JSON object for /healthz."""
         return {
             "status": "up",
+            "engine": self.engine,
+            "edition": self.edition,
             "profile": self.profile,
             "license": self.license,
             "aggregates": self.aggregates,
@@ -60,9 +75,11 @@ class StorageProfile:
 async def probe_storage(*, conn: AsyncConnection[Any]) -> StorageProfile:
     """Ask the database which layout it holds and what the server offers."""
     cur = await conn.execute(
-        """
+        r"""
         SELECT l.engine, l.aggregates, current_setting('server_version_num')::int,
-               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'),
+               (SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'
+                  AND current_setting('shared_preload_libraries')
+                      ~ '(^|[\s,])timescaledb($|[\s,])'),
                current_setting('timescaledb.license', true)
         FROM storage_layout l
         """
@@ -71,7 +88,7 @@ async def probe_storage(*, conn: AsyncConnection[Any]) -> StorageProfile:
     if row is None:
         raise LookupError("storage_layout is empty: the schema was not migrated")
     engine, aggregates, version, extension, licence = row
-    return StorageProfile(engine, licence, aggregates, version, extension)
+    return StorageProfile(engine, licence if extension else None, aggregates, version, extension)
 
 
 @dataclass(frozen=True, slots=True)

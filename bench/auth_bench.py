@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.auth.authenticator import RequestFacts, build_authenticator
-from api.auth.replay import MemoryReplayCache, ReplayCache
+from api.auth.replay import MemoryReplayCache, ReplayCache, configure_replay_connection
 from api.settings import ApiSettings
 from bench.ingest_bench import fresh, load, make_bundle, uvicorn_command
 from infra.devissuer import DevIssuer, DpopAuth
@@ -58,7 +58,9 @@ async def check_costs(issuer: DevIssuer, database_url: str, n: int) -> dict[str,
         **{k.removeprefix("MALESTROM_").lower(): v for k, v in issuer.env().items()},
     )
     minted = [issuer.mint("nurse") for _ in range(n)]
-    async with AsyncConnectionPool(database_url, min_size=2, max_size=4) as pool:
+    async with AsyncConnectionPool(
+        database_url, min_size=2, max_size=4, configure=configure_replay_connection
+    ) as pool:
         memory = build_authenticator(settings, MemoryReplayCache())
         shared = build_authenticator(settings, ReplayCache(pool))
         fresh_tokens = [_facts(m.auth()) for m in minted]

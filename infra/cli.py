@@ -26,6 +26,9 @@ import platformdirs
 from infra.logs import configure_logging
 
 if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from api.settings import ApiSettings
     from infra.devissuer import DevIssuer, Minted
     from ingestion.topics import Topics
 
@@ -119,18 +122,33 @@ def _up(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from infra.embedded import EmbeddedPostgres
+    from infra.engine import EngineMismatchError, check_engine
     from infra.migrate import upgrade
     from infra.settings import UpSettings
 
+    def migrate(url: str) -> list[str]:
+        change = check_engine(url)[1]  # refuses before migrating what the engine cannot serve
+        applied = upgrade(url)
+        print("storage:", check_engine(url)[0], *([change] if change else []), sep="\n  ")  # noqa: T201
+        return applied
+
     settings = UpSettings()
-    if settings.database_url is not None:
-        applied = upgrade(settings.database_url.get_secret_value())
-    else:
-        postgres = EmbeddedPostgres(_data_dir(args.data_dir))
-        try:
-            applied = upgrade(postgres.start())
-        finally:
-            postgres.stop()
+    try:
+        if settings.database_url is not None:
+            applied = migrate(settings.database_url.get_secret_value())
+        else:
+            postgres = EmbeddedPostgres(
+                _data_dir(args.data_dir),
+                engine=settings.engine,
+                license=settings.timescaledb_license,
+            )
+            try:
+                applied = migrate(postgres.start())
+            finally:
+                postgres.stop()
+    except EngineMismatchError as exc:
+        print(f"malestrom db upgrade: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
     print("applied:", ", ".join(applied) if applied else "nothing, up to date")  # noqa: T201
     return 0
 
@@ -150,7 +168,10 @@ def _api(args: argparse.Namespace) -> int:
     from api.settings import ApiSettings
     from infra.migrate import migration_ids
 
-    app = create_app(ApiSettings(), expected_migrations=migration_ids())
+    settings = ApiSettings()
+    app = create_app(
+        settings, expected_migrations=migration_ids(), extra_routers=_dev_routers(settings)
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -161,6 +182,20 @@ def _api(args: argparse.Namespace) -> int:
         use_colors=False,
     )
     return 0
+
+
+def _dev_routers(settings: ApiSettings) -> tuple[APIRouter, ...]:
+    """The development issuer's login pages, when the API runs in development with it."""
+    import os
+
+    from api.settings import Environment
+    from infra.devissuer import DevIssuer
+    from infra.devissuer_web import dev_issuer_router
+
+    directory = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
+    if settings.env is not Environment.DEVELOPMENT or not directory:
+        return ()
+    return (dev_issuer_router(DevIssuer.ensure(Path(directory))),)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -43,12 +43,14 @@ __all__ = [
     "ROLES",
     "SIMULATED_HOSPITAL",
     "SIMULATED_ORGANISATION",
+    "WEB_CLIENT_ID",
     "DevIssuer",
     "DpopAuth",
     "Minted",
 ]
 
 DEV_AUDIENCE = "nhn:malestrom"
+WEB_CLIENT_ID = "malestrom-web"  # the pages' OpenID Connect client at this issuer
 SIMULATED_ORGANISATION = "311000004"  # "Simulert hjemmetjeneste" (synthetic, mod-11 valid)
 SIMULATED_HOSPITAL = "312000008"  # "Simulert sykehus"
 _rng = random.Random(20261201)  # noqa: S311 - synthetic identities, not secrets
@@ -105,6 +107,7 @@ class DevIssuer:
             issuer = f"http://127.0.0.1:8080{DEV_ISSUER_PATH}"
         _write_if_changed(meta_file, json.dumps({"issuer": issuer}))
         _write_if_changed(directory / "jwks.json", json.dumps(KeySet([key]).as_dict(private=False)))
+        _private_key(directory / "web-client.jwk")  # the pages' client key (private-key JWT)
         return cls(directory, issuer, key)
 
     @property
@@ -112,13 +115,29 @@ class DevIssuer:
         """The public JWKS file the API is configured with."""
         return self.directory / "jwks.json"
 
+    @property
+    def client_key_path(self) -> Path:
+        """The private key with which the pages authenticate as this issuer's client."""
+        return self.directory / "web-client.jwk"
+
+    def client_key(self) -> ECKey:
+        """The pages' client key (its public half verifies their client assertions)."""
+        return ECKey.import_key(json.loads(self.client_key_path.read_text()))
+
     def env(self) -> dict[str, str]:
-        """The API settings that trust this issuer for staff and citizen tokens."""
+        """The API settings that trust this issuer for staff and citizen tokens, and log the
+        pages in with it (as HelseID and ID-porten would)."""
+        common = {
+            "ISSUER": self.issuer,
+            "JWKS": str(self.jwks_path),
+            "AUTHORITY": self.issuer,
+            "CLIENT_ID": WEB_CLIENT_ID,
+            "CLIENT_KEY": str(self.client_key_path),
+        }
         return {
-            "MALESTROM_HELSEID_ISSUER": self.issuer,
-            "MALESTROM_HELSEID_JWKS": str(self.jwks_path),
-            "MALESTROM_CITIZEN_ISSUER": self.issuer,
-            "MALESTROM_CITIZEN_JWKS": str(self.jwks_path),
+            f"MALESTROM_{who}_{name}": value
+            for who in ("HELSEID", "CITIZEN")
+            for name, value in common.items()
         }
 
     def mint(
@@ -164,6 +183,16 @@ class DevIssuer:
                 claims[name] = value
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
         return Minted(jwt.encode(header, claims, self.key), dpop_key, claims)
+
+
+def _private_key(path: Path) -> None:
+    """Create a private EC key file (mode 0600) unless it exists."""
+    if path.exists():
+        return
+    key = ECKey.generate_key("P-256", {"use": "sig", "alg": "ES256"}, auto_kid=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(key.as_dict(private=True), out)
 
 
 def _write_if_changed(path: Path, text: str) -> None:

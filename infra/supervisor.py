@@ -23,6 +23,7 @@ from typing import IO
 from api.settings import DEV_ISSUER_PATH
 from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres
+from infra.engine import EngineMismatchError, check_engine
 from infra.migrate import upgrade
 from infra.processes import spawn, stop, wait_for_port
 from infra.settings import UpSettings
@@ -77,7 +78,7 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
     except _StopSignalError:
         _say("stopping")
         return 0
-    except (TimeoutError, OSError, subprocess.CalledProcessError) as exc:
+    except (TimeoutError, OSError, subprocess.CalledProcessError, EngineMismatchError) as exc:
         _say(f"could not start: {exc}")
         return 1
     finally:
@@ -96,7 +97,9 @@ def _start_services(
 ) -> dict[str, str]:
     env = dict(os.environ)
     if settings.database_url is None:
-        postgres = EmbeddedPostgres(options.data_dir)
+        postgres = EmbeddedPostgres(
+            options.data_dir, engine=settings.engine, license=settings.timescaledb_license
+        )
         services.append(postgres)
         env["MALESTROM_DATABASE_URL"] = postgres.start()
         _say(f"embedded PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.pgdata})")
@@ -105,7 +108,11 @@ def _start_services(
         services.append(broker)
         env["MALESTROM_KAFKA_BOOTSTRAP"] = broker.start()
         env.setdefault("MALESTROM_BROKER_SESSION_TIMEOUT", str(settings.embedded_session_timeout))
-        _say(f"embedded Kafka-protocol broker (Tansu, in memory) on {broker.bootstrap}")
+        _say(
+            f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}: it keeps data in "
+            "memory only, so readings not yet stored are lost if it stops (senders' resends "
+            "bring them back); production needs Kafka with replication 3, min.insync.replicas=2"
+        )
     if settings.wants_dev_issuer:
         issuer = DevIssuer.ensure(
             options.data_dir / "dev-issuer",
@@ -117,9 +124,14 @@ def _start_services(
             "`malestrom token --role nurse` prints a token, "
             "`malestrom call GET /api/v1/board` sends a signed request"
         )
-    applied = upgrade(env["MALESTROM_DATABASE_URL"])
+    database_url = env["MALESTROM_DATABASE_URL"]
+    _, change = check_engine(database_url)  # refuses before migrating what it cannot serve
+    applied = upgrade(database_url)
     if applied:
         _say(f"applied migrations: {', '.join(applied)}")
+    _say(f"storage: {check_engine(database_url)[0]}")
+    if change:
+        _say(change)
     topics = Topics(settings.topic_prefix)
     ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
     return env

@@ -18,6 +18,8 @@ from typing import Any, Final, Literal, get_args
 from news2.chart import BANDS, Band
 from news2.scoring import News2Result
 
+MAX_TOTAL: Final = 20  # the highest NEWS2 total there is
+
 __all__ = [
     "ALERT_LEVELS",
     "RESPONSES",
@@ -178,17 +180,29 @@ def policy_from_spec(spec: Mapping[str, Any] | None) -> EscalationPolicy:
         emergency = spec.get("emergency_total", 7)
         return EscalationPolicy.total_or_single_three(
             name=name,
-            total=int(spec.get("total", 5)),
-            emergency_total=None if emergency is None else int(emergency),
+            total=_total(spec.get("total", 5), "total"),
+            emergency_total=None if emergency is None else _total(emergency, "emergency_total"),
         )
     if rule == "explicit":
         return EscalationPolicy(
             name=name,
             band_levels=dict(spec.get("band_levels", {})),
-            total_levels=tuple((int(t), level) for t, level in spec.get("total_levels", ())),
+            total_levels=tuple(
+                (_total(t, "total_levels"), level) for t, level in spec.get("total_levels", ())
+            ),
             red_flag_level=spec.get("red_flag_level", "none"),
         )
     raise ValueError(f"unknown escalation rule {rule!r}")
+
+
+def _total(value: Any, name: str) -> int:
+    """A NEWS2 total threshold: a whole number from 1 to 20 (the highest total there is)."""
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and value.is_integer()
+    )
+    if not whole or not 1 <= value <= MAX_TOTAL:
+        raise ValueError(f"{name} must be a whole number from 1 to {MAX_TOTAL}")
+    return int(value)
 
 
 def alert_level(result: News2Result, policy: EscalationPolicy | None = None) -> AlertLevel:

@@ -71,6 +71,16 @@ class Authenticator:
         await self._replay.claim(jkt=jkt, jti=proof.jti, iat=proof.iat)
         return principal
 
+    async def principal_of_token(self, token: str) -> tuple[Principal, str]:
+        """The principal of a token the server holds itself (a page session), and the
+        thumbprint of the key it is bound to. No proof: the key never left the server.
+
+        Raises:
+            AuthError: the token fails a check (expired, untrusted, no malestrom scope).
+        """
+        verified = await self._tokens.verify(token)
+        return self._principal(verified), str(verified.claims["cnf"]["jkt"])
+
     def _principal(self, verified: VerifiedToken) -> Principal:
         """The token's principal, made once per token (bounded memory)."""
         principal = self._principals.get(verified.sha256)

@@ -36,7 +36,7 @@ class AuthError(MalestromError):
         """The ``WWW-Authenticate`` value (RFC 9449 § 7.1), or None for a plain 403."""
         # A header value is Latin-1; a quoted string may not hold a quote or a backslash.
         text = str(self).replace("…", "...").replace("\\", "").replace('"', "'")
-        description = text.encode("ascii", "replace").decode()
+        description = "".join(c if " " <= c <= "~" else "?" for c in text)
         value = f'DPoP error="{self.error}", error_description="{description}"'
         if self.scope:
             value += f', scope="{self.scope}"'

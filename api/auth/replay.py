@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -13,7 +13,7 @@ from api.auth.dpop import PROOF_WINDOW_S
 from api.auth.errors import InvalidProofError
 from ingestion.exceptions import UnavailableError
 
-__all__ = ["MemoryReplayCache", "ReplayCache", "ReplayStore"]
+__all__ = ["MemoryReplayCache", "ReplayCache", "ReplayStore", "configure_replay_connection"]
 
 _PURGE_EVERY_S = 60.0
 
@@ -44,8 +44,19 @@ class MemoryReplayCache:
         self._seen[(jkt, jti)] = max(iat, now) + PROOF_WINDOW_S + 5
 
 
+async def configure_replay_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The replay cache's own connections: one statement each (autocommit), and not waiting
+    for the WAL to reach the disk. A database crash may forget the last moment's ``jti``s, so
+    a proof could be replayed within its 60 s window right after one; every other request
+    is spared a disk flush (about half the checks' cost)."""
+    await conn.set_autocommit(True)
+    await conn.execute("SET synchronous_commit TO off")
+
+
 class ReplayCache:
-    """Records each proof's ``jti`` (per key) until its proof could no longer be accepted."""
+    """Records each proof's ``jti`` (per key) until its proof could no longer be accepted.
+
+    Give it a pool whose connections `configure_replay_connection` set up."""
 
     def __init__(self, pool: AsyncConnectionPool, *, timeout_s: float = 2.0) -> None:
         self._pool = pool

@@ -30,7 +30,7 @@ from api.routes import params as p
 from ingestion.exceptions import InvalidReadingError
 from ingestion.responses import FhirResponse
 
-__all__ = ["public_alert", "router"]
+__all__ = ["public_alert", "resume_point", "router"]
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -94,9 +94,15 @@ async def stream(
         organisations = await organisations_in_view(
             conn=conn, principal=principal, requested=organisation
         )
+        oldest, newest = await alerting.event_id_range(conn=conn)
+    after, lost = resume_point(last_event_id, oldest=oldest, newest=newest)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
-        async for row in feed.events(after=last_event_id, organisations=organisations):
+        if lost:  # the client's point is no longer kept: it must reload, then follow
+            reset = {"reason": "events before this point are no longer kept; reload the list",
+                     "resume_from": after}  # fmt: skip
+            yield {"id": str(after), "event": "reset", "data": orjson.dumps(reset).decode()}
+        async for row in feed.events(after=after, organisations=organisations):
             async with pool.connection() as conn:
                 await _audit(conn, principal, [row], "stream", correlation)
             yield {"id": str(row["event_id"]), "event": "alert", "data": _event_json(row)}
@@ -181,6 +187,18 @@ async def document(
             observations = ([score] if score else []) + inputs
         await _audit(conn, principal, [row], "export", correlation)
     return FhirResponse(alert_document(row, observations, now=_now()))
+
+
+def resume_point(last_event_id: int, *, oldest: int | None, newest: int | None) -> tuple[int, bool]:
+    """Where a stream resumes for ``Last-Event-ID``: above the newest event, from the newest
+    (not silently never); below the oldest kept, from the oldest, and True (say so)."""
+    if newest is None:
+        return 0, last_event_id > 0
+    if last_event_id > newest:
+        return newest, False
+    if oldest is not None and 0 < last_event_id < oldest - 1:
+        return oldest - 1, True
+    return last_event_id, False
 
 
 def public_alert(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from starlette.responses import Response, StreamingResponse
 
@@ -20,7 +21,7 @@ from api.routes.trends import trend_rows
 from ingestion.identifiers import patient_key, person_system
 from ingestion.responses import FHIR_JSON
 
-__all__ = ["router"]
+__all__ = ["access_log_rows", "router"]
 
 router = APIRouter(prefix="/api/v1/me", tags=["citizen"])
 
@@ -83,19 +84,7 @@ async def my_access_log(
     Helsenorge's tilgangslogg; no internal free text)."""
     key = _key(principal)
     async with pool.connection() as conn:
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(
-            """
-            SELECT a.occurred, a.actor_kind, a.actor_hpr, a.actor_name, a.client_id, a.role,
-                   a.organisation, o.name AS organisation_name, a.action, a.resource,
-                   a.purpose, a.decision_ref, a.detail->>'basis' AS basis
-            FROM audit_events a LEFT JOIN organisations o ON o.org_id = a.organisation
-            WHERE a.patient_key = %s
-            ORDER BY a.occurred DESC, a.id DESC LIMIT %s
-            """,
-            (key, limit),
-        )
-        rows = await cur.fetchall()
+        rows = await access_log_rows(conn=conn, key=key, limit=limit)
         await record_access(
             conn=conn, principal=principal, patient_keys=[key], action="access-log",
             resource="AuditEvent", correlation_id=correlation, decision=Decision("own-data"),
@@ -134,6 +123,25 @@ async def _export(pool: PoolDep, key: str) -> AsyncIterator[bytes]:
             yield (b"" if first else b",") + b'{"resource":' + resource.encode() + b"}"
             first = False
     yield b"]}"
+
+
+async def access_log_rows(
+    *, conn: AsyncConnection[Any], key: str, limit: int
+) -> list[dict[str, Any]]:
+    """The access records about one patient, newest first."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT a.occurred, a.actor_kind, a.actor_hpr, a.actor_name, a.client_id, a.role,
+           a.organisation, o.name AS organisation_name, a.action, a.resource,
+           a.purpose, a.decision_ref, a.detail->>'basis' AS basis
+        FROM audit_events a LEFT JOIN organisations o ON o.org_id = a.organisation
+        WHERE a.patient_key = %s
+        ORDER BY a.occurred DESC, a.id DESC LIMIT %s
+        """,
+        (key, limit),
+    )
+    return await cur.fetchall()
 
 
 def _access_entry(row: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ async def put_patient_settings(
     schedule. The whole document: leaving out scale or oxygen is refused (422), so nothing
     clinical is ever reset by omission; PATCH changes single fields. Who set them comes from
     the login; a patient of another organisation is refused."""
+    require_person(principal)
     for name in _CLINICAL:
         if name not in body.model_fields_set:
             raise InvalidReadingError(
@@ -80,6 +81,7 @@ async def patch_patient_settings(
     identifier: str = Query(alias="patient.identifier"),
 ) -> dict[str, Any]:
     """Change only the settings the JSON merge patch names (RFC 7396); the rest stay."""
+    require_person(principal)
     patch = await read_json(request, media_types=(MERGE_PATCH, "application/json"))
     if not isinstance(patch, dict):
         raise InvalidReadingError("a merge patch is a JSON object", code="structure")

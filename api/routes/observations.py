@@ -85,7 +85,7 @@ async def search(
             codes=p.codes_param(single.get("code")),
             category=p.category_param(single.get("category")),
             dates=[b for k, v in items if k == "date" for b in p.date_bounds(v)],
-            updated=[b for k, v in items if k == "_lastUpdated" for b in p.date_bounds(v)],
+            updated=[b for k, v in items if k == "_lastUpdated" for b in p.date_bounds(v, k)],
         )
         only_count = p.summary_count(single)
         elements = p.elements_param(single.get("_elements"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 DEFAULT_COUNT = 50
+MIN_YEAR, MAX_YEAR = 1900, 2199  # measurements of living people, with room; no overflow
 MAX_COUNT = 1000
 STATISTICS = ("average", "minimum", "maximum", "count", "sum")
 _DATE = re.compile(
@@ -123,6 +125,8 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
         )  # fmt: skip
     except ValueError as exc:
         raise _invalid(f"{expression} is not a valid date", expression) from exc
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise _invalid(f"{expression} must lie between {MIN_YEAR} and {MAX_YEAR}", expression)
     if g["f"]:
         end = start + dt.timedelta(microseconds=1)
     elif g["S"]:
@@ -138,11 +142,11 @@ def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def date_bounds(value: str) -> list[DateBound]:
-    """One ``date`` parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on the effective
-    time, following FHIR's range semantics for a value's precision."""
+def date_bounds(value: str, expression: str = "date") -> list[DateBound]:
+    """One date parameter (prefix eq/ge/gt/le/lt, default eq) as bounds on a time, following
+    FHIR's range semantics for a value's precision."""
     prefix, text = (value[:2], value[2:]) if value[:2] in _PREFIXES else ("eq", value)
-    lo, hi = instant_range(text, "date")
+    lo, hi = instant_range(text, expression)
     bounds: dict[str, list[DateBound]] = {
         "eq": [(">=", lo), ("<", hi)],
         "ge": [(">=", lo)],
@@ -151,7 +155,7 @@ def date_bounds(value: str) -> list[DateBound]:
         "lt": [("<", lo)],
     }
     if prefix not in bounds:
-        raise _invalid(f"date prefix {prefix!r} is not supported", "date")
+        raise _invalid(f"{expression} prefix {prefix!r} is not supported", expression)
     return bounds[prefix]
 
 
@@ -189,7 +193,8 @@ def positive_int_param(value: str | None, *, name: str, default: int, limit: int
     """An integer parameter from 1 to ``limit``."""
     if value is None:
         return default
-    if not value.isdigit() or not 0 < int(value) <= limit:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(limit))
+    if not digits or not 0 < int(value) <= limit:
         raise _invalid(f"{name} must be an integer from 1 to {limit}", name)
     return int(value)
 
@@ -200,19 +205,36 @@ def count_param(value: str | None) -> int:
 
 
 def encode_cursor(effective: dt.datetime, resource_id: str) -> str:
-    """The opaque keyset cursor of a page's last row."""
+    """The opaque keyset cursor of a page's last row, with a checksum of its content."""
     raw = f"{effective.astimezone(dt.UTC).isoformat()}|{resource_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw + _checksum(raw)).decode().rstrip("=")
 
 
 def decode_cursor(value: str) -> tuple[dt.datetime, str]:
-    """The (effective, id) a cursor names."""
+    """The (effective, id) a cursor names.
+
+    Raises:
+        InvalidReadingError: the cursor was not made by this server or was changed.
+    """
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        when, _, rid = raw.partition("|")
-        return dt.datetime.fromisoformat(when), rid
-    except ValueError as exc:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw, check = data[:-_CHECK_BYTES], data[-_CHECK_BYTES:]
+        if len(value) > 200 or check != _checksum(raw):
+            raise ValueError("checksum")
+        when, _, rid = raw.decode().partition("|")
+        effective = dt.datetime.fromisoformat(when)
+        if effective.tzinfo is None:
+            raise ValueError("naive")
+        return effective, str(uuid.UUID(rid))
+    except (ValueError, UnicodeError) as exc:
         raise _invalid("_cursor is not a cursor this server gave", "_cursor") from exc
+
+
+_CHECK_BYTES = 8
+
+
+def _checksum(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=_CHECK_BYTES, person=b"malestrom-cursor").digest()
 
 
 def instant(when: dt.datetime) -> str:
@@ -230,6 +252,10 @@ class Param:
     doc: str
     required: bool = False
     repeats: bool = False
+    schema: dict[str, Any] | None = None  # the JSON Schema of one value (default: a string)
+
+
+_DATE_SCHEMA = {"type": "string", "pattern": r"^(eq|ge|gt|le|lt)?\d{4}(-\d{2}(-\d{2}(T.+)?)?)?$"}
 
 
 PATIENT = Param(
@@ -240,19 +266,61 @@ SEARCH: tuple[Param, ...] = (
     PATIENT,
     CODE,
     Param("category", "token", "vital-signs (measurements) or survey (NEWS2 scores)"),
-    Param("date", "date", "effective time with a prefix eq, ge, gt, le, lt", repeats=True),
-    Param("_lastUpdated", "date", "when malestrom stored it, with a prefix", repeats=True),
-    Param("_count", "number", f"page size, 0 (a count only) to {MAX_COUNT}; default 50"),
-    Param("_sort", "string", "-date (newest first, the default) or date"),
-    Param("_elements", "string", "comma-separated top-level elements to return"),
-    Param("_summary", "string", "count: the total only"),
-    Param("_total", "string", "accurate: the searchset's total; none (the default)"),
+    Param(
+        "date",
+        "date",
+        "effective time with a prefix eq, ge, gt, le, lt",
+        repeats=True,
+        schema=_DATE_SCHEMA,
+    ),
+    Param(
+        "_lastUpdated",
+        "date",
+        "when malestrom stored it, with a prefix",
+        repeats=True,
+        schema=_DATE_SCHEMA,
+    ),
+    Param(
+        "_count",
+        "number",
+        f"page size, 0 (a count only) to {MAX_COUNT}; default 50",
+        schema={"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+    ),
+    Param(
+        "_sort",
+        "string",
+        "-date (newest first, the default) or date",
+        schema={"type": "string", "enum": ["-date", "date"]},
+    ),
+    Param(
+        "_elements",
+        "string",
+        "comma-separated top-level elements to return",
+        schema={"type": "string", "pattern": r"^[a-zA-Z][a-zA-Z0-9]*(,[a-zA-Z][a-zA-Z0-9]*)*$"},
+    ),
+    Param(
+        "_summary",
+        "string",
+        "count: the total only",
+        schema={"type": "string", "enum": ["count", "false"]},
+    ),
+    Param(
+        "_total",
+        "string",
+        "accurate: the searchset's total; none (the default)",
+        schema={"type": "string", "enum": ["none", "estimate", "accurate"]},
+    ),
     Param("_cursor", "string", "the next page (from a next link)"),
 )
 LASTN: tuple[Param, ...] = (
     PATIENT,
     CODE,
-    Param("max", "number", "how many of each code, 1 to 1000; default 1"),
+    Param(
+        "max",
+        "number",
+        "how many of each code, 1 to 1000; default 1",
+        schema={"type": "integer", "minimum": 1, "maximum": 1000},
+    ),
 )
 STATS: tuple[Param, ...] = (
     PATIENT,
@@ -263,9 +331,14 @@ STATS: tuple[Param, ...] = (
 TRENDS: tuple[Param, ...] = (
     PATIENT,
     Param("code", "token", "system|code or code", required=True),
-    Param("from", "date", "start of the period (inclusive)", required=True),
-    Param("to", "date", "end of the period (exclusive)", required=True),
-    Param("bucket", "string", "15m, 1h (the default) or 1d"),
+    Param("from", "date", "start of the period (inclusive)", required=True, schema=_DATE_SCHEMA),
+    Param("to", "date", "end of the period (exclusive)", required=True, schema=_DATE_SCHEMA),
+    Param(
+        "bucket",
+        "string",
+        "15m, 1h (the default) or 1d",
+        schema={"type": "string", "enum": ["15m", "1h", "1d"]},
+    ),
 )
 
 
@@ -278,15 +351,17 @@ def openapi_parameters(params: tuple[Param, ...], *, omit: tuple[str, ...] = ())
                 "in": "query",
                 "required": p.required,
                 "description": f"{p.doc} (FHIR type {p.type})",
-                "schema": {"type": "array", "items": {"type": "string"}}
-                if p.repeats
-                else {"type": "string"},
+                "schema": {"type": "array", "items": _schema(p)} if p.repeats else _schema(p),
                 **({"explode": True} if p.repeats else {}),
             }
             for p in params
             if p.name not in omit
         ]
     }
+
+
+def _schema(param: Param) -> dict[str, Any]:
+    return param.schema or {"type": "string", "minLength": 1}
 
 
 def strict_handling(prefer: str | None) -> bool:

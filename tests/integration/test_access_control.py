@@ -267,10 +267,10 @@ TOKEN_CASES: dict[str, Case] = {
     "a token for another audience": _claims(aud="nhn:other-api"),
     "a token for two audiences": _claims(aud=["nhn:malestrom", "nhn:other-api"]),
     "a token without aud": _claims(aud=None),
-    "an expired token": _claims(exp=int(time.time()) - 60),
+    "an expired token": lambda r, s: r.token_claims.update(exp=int(time.time()) - 60),
     "a token without exp": _claims(exp=None),
     "a token whose exp is text": _claims(exp="tomorrow"),
-    "a token not valid yet": _claims(nbf=int(time.time()) + 300),
+    "a token not valid yet": lambda r, s: r.token_claims.update(nbf=int(time.time()) + 300),
     "a token not bound to a key": _unbound,
     "a staff token signed with the citizen issuer's key": _citizen_key,
     "a staff token with the citizen scope": _claims(scope=f"{SCOPE}citizen {SCOPE}read"),
@@ -300,8 +300,10 @@ PROOF_CASES: dict[str, Case] = {
     "a proof for another path": _proof(htu=f"{PUBLIC_URL}/api/v1/board"),
     "a proof for another host": _proof(htu="https://other.test/fhir/Observation"),
     "a proof for http instead of https": _proof(htu="http://malestrom.test/fhir/Observation"),
-    "a proof from two minutes ago": _proof(iat=int(time.time()) - 120),
-    "a proof from two minutes ahead": _proof(iat=int(time.time()) + 120),
+    "a proof from two minutes ago": lambda r, s: r.proof_claims.update(iat=int(time.time()) - 120),
+    "a proof from two minutes ahead": lambda r, s: r.proof_claims.update(
+        iat=int(time.time()) + 120
+    ),
     "a proof without iat": _proof(iat=None),
     "a proof for another token": _proof(ath="zNvJqfMdhoNJ8rrH3kGKtWb9XPRyvRaHlDNQGONNgtw"),
     "a proof without ath": _proof(ath=None),
@@ -432,7 +434,7 @@ def test_scopes_are_enforced(system: System) -> None:
                     _search(system.p1)),
     ]  # fmt: skip
     for answer in refused:
-        assert answer.status_code == 403, answer.text
+        assert answer.status_code == 403, (answer.request.url, answer.text)
         assert 'error="insufficient_scope"' in answer.headers["WWW-Authenticate"]
     system_token = system.staff.staff(org=system.org_a, scopes=f"{SCOPE}settings", person=False)
     settings = {"patient": {"value": system.p1}, "organisation": system.org_a}

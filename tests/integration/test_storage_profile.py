@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.storage import StorageProfile, probe_storage
 from streams.partitions import maintain_storage
+from tests.engines import ENGINES
 from tests.integration.storage_helpers import scalar
 
 pytestmark = pytest.mark.integration
@@ -78,6 +79,13 @@ def test_the_profile_is_the_engine_at_hand(database_url: str, profile: StoragePr
     assert profile.profile == ("timescaledb" if timescale else "postgresql")
     assert (profile.license is not None) == bool(timescale)
     assert profile.server_version >= 140000
+
+
+def test_the_probe_names_the_engine_and_edition_of_the_session(
+    profile: StorageProfile, engine: str
+) -> None:
+    """What /healthz reports is the engine and edition this session was started on."""
+    assert (profile.engine, profile.edition) == (ENGINES[engine].engine, ENGINES[engine].edition)
 
 
 def test_the_layout_is_that_of_the_profile(database_url: str, profile: StorageProfile) -> None:

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from infra.devissuer import DevIssuer
-from infra.migrate import migration_ids
-from ingestion.publisher import Record
 from streams.sinks import ObservationRow
-from tests.helpers import FNR_SYSTEM, fresh_fnr, settings_trusting
-from tests.integration.storage_helpers import row, write
+from tests.helpers import FNR_SYSTEM, fresh_fnr
+from tests.integration.storage_helpers import reading_client, row, write
 
 pytestmark = pytest.mark.integration
 
 T0 = dt.datetime(2026, 10, 28, 22, 17, tzinfo=dt.UTC)  # deliberately not bucket-aligned
-
-
-class QuietPublisher:
-    """No broker is needed to read."""
-
-    async def publish(self, topic: str, records: Sequence[Record]) -> None:
-        raise AssertionError("reads publish nothing")
-
-    async def ping(self) -> bool:
-        return True
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +25,7 @@ def client(database_url: str, issuer: DevIssuer) -> Iterator[TestClient]:
     """The API in-process on the real database, asked by a hospital clinician with a care
     relationship (the rows are written straight to the database, so no organisation holds
     them)."""
-    settings = settings_trusting(issuer, kafka_bootstrap="unused:9092", database_url=database_url)
-    app = create_app(settings, expected_migrations=migration_ids(), publisher=QuietPublisher())
-    with TestClient(app) as test_client:
-        test_client.auth = issuer.mint("clinician").auth()
+    with reading_client(database_url, issuer) as test_client:
         yield test_client
 
 

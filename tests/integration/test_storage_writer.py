@@ -11,7 +11,14 @@ from psycopg_pool import AsyncConnectionPool
 from ingestion.exceptions import DatabaseUnavailableError
 from streams.sinks import ObservationSink
 from tests.helpers import fresh_fnr
-from tests.integration.storage_helpers import row, scalar, write
+from tests.integration.storage_helpers import (
+    execute,
+    own_database,
+    refresh_aggregates,
+    row,
+    scalar,
+    write,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +31,11 @@ ROLLUP = """
 SELECT coalesce(sum(n), 0), sum(total), min(minimum), max(maximum) FROM observations_{grain} r
 JOIN patients p USING (patient_key) WHERE p.identifier_value = %s
 """
+# On TimescaleDB Community: read what a refresh materialised, leaving out the real-time part.
+MATERIALIZED_ONLY = (
+    "ALTER MATERIALIZED VIEW observations_{grain} SET (timescaledb.materialized_only = true)"
+)
+ONE_ROW_PER_BUCKET = "SELECT count(*) = count(DISTINCT bucket) FROM observations_{grain}"
 RAW = """
 SELECT count(value), sum(value), min(value), max(value) FROM observations o
 JOIN patients p USING (patient_key) WHERE p.identifier_value = %s
@@ -118,9 +130,10 @@ def test_a_database_that_is_down_raises_backpressure() -> None:
     assert caught.value.retry_after > 0
 
 
+@pytest.mark.engine("postgresql", "timescaledb-apache")
 def test_maintenance_compacts_the_rollup_deltas(database_url: str) -> None:
-    """Storage maintenance folds the hourly deltas of recent buckets into one row per bucket,
-    and the rollups still equal the raw rows."""
+    """Where the writer keeps the rollups, storage maintenance folds the hourly deltas of recent
+    buckets into one row per bucket, and the rollups still equal the raw rows."""
     fnr = fresh_fnr()
     start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     rows = _minutes(fnr, 60, start - dt.timedelta(hours=8))
@@ -137,3 +150,22 @@ def test_maintenance_compacts_the_rollup_deltas(database_url: str) -> None:
         assert _fetch(database_url, ROLLUP.format(grain=grain), fnr) == _fetch(
             database_url, RAW, fnr
         )
+
+
+@pytest.mark.engine("timescaledb")
+def test_refreshed_continuous_aggregates_are_the_rollups(database_url: str) -> None:
+    """On the Community edition the rollups are continuous aggregates the writer never touches:
+    maintenance has nothing to compact, and once refreshed their materialised rows alone, one
+    per bucket, equal the raw rows."""
+    with own_database(database_url) as db:
+        fnr = fresh_fnr()
+        start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        rows = _minutes(fnr, 300, start - dt.timedelta(days=4))  # whole days before the end_offset
+        for i in range(0, 300, 7):  # a batch per few rows, as for the writer-kept rollups
+            write(db, rows[i : i + 7])
+        assert scalar(db, "SELECT malestrom_compact_rollups(now() - interval '3 days')") == 0
+        refresh_aggregates(db)
+        for grain in ("hourly", "daily"):
+            execute(db, MATERIALIZED_ONLY.format(grain=grain))
+            assert scalar(db, ONE_ROW_PER_BUCKET.format(grain=grain)) is True
+            assert _fetch(db, ROLLUP.format(grain=grain), fnr) == _fetch(db, RAW, fnr)

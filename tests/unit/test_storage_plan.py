@@ -97,5 +97,15 @@ def test_the_period_includes_its_end_at_its_precision() -> None:
 
 def test_a_cursor_round_trips() -> None:
     """The keyset cursor decodes to the (effective, id) it was made from."""
-    when = _t("2026-11-26T08:00:00.123456")
-    assert params.decode_cursor(params.encode_cursor(when, "abc")) == (when, "abc")
+    when, rid = _t("2026-11-26T08:00:00.123456"), "6b3f3c1e-2d7a-4e0b-9a61-3c2f8e9d1a01"
+    assert params.decode_cursor(params.encode_cursor(when, rid)) == (when, rid)
+
+
+def test_a_changed_cursor_is_refused() -> None:
+    """A cursor whose content or checksum was changed is not accepted."""
+    cursor = params.encode_cursor(_t("2026-11-26T08:00:00"), "6b3f3c1e-2d7a-4e0b-9a61-3c2f8e9d1a01")
+    middle = len(cursor) // 2
+    flipped = cursor[:middle] + ("A" if cursor[middle] != "A" else "B") + cursor[middle + 1 :]
+    for changed in (flipped, cursor[:-4], "x" + cursor[1:]):
+        with pytest.raises(InvalidReadingError, match="_cursor"):
+            params.decode_cursor(changed)

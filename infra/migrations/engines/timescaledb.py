@@ -1,15 +1,17 @@
-"""TimescaleDB (≥ 2.13): the only Timescale-specific SQL in malestrom.
+"""TimescaleDB (≥ 2.18): the only Timescale-specific SQL in malestrom.
 
-It cannot run on the development machines (no TimescaleDB binaries); it is exercised by the
-storage tests wherever ``MALESTROM_TEST_DATABASE_URL`` points at a TimescaleDB. What it builds:
+Built from source into the embedded PostgreSQL by ``../shared/tools/build-timescaledb`` and run
+by CI in both editions (``MALESTROM_TEST_ENGINE``, see tests/engines.py). What it builds:
 
-- ``observations`` as a hypertable with daily chunks (``by_range``, 2.13+ interface);
+- ``observations`` as a hypertable with daily chunks (``by_range``);
 - with the Timescale licence (``timescaledb.license = 'timescale'``, the Community Edition):
-  compression after 7 days (``add_compression_policy``: the pre-2.18 name, still supported, so
-  one script serves 2.13 onwards), a retention policy, and continuous aggregates
+  the columnstore, segmented by patient and code and ordered by time, for chunks older than 7
+  days (``add_columnstore_policy``), a retention policy, and continuous aggregates
   ``observations_hourly`` / ``observations_daily`` with real-time aggregation
-  (``materialized_only = false``) and refresh policies;
-- under the Apache licence (no compression, policies or continuous aggregates): the same
+  (``materialized_only = false``) and refresh policies over all time (``start_offset`` NULL:
+  a refresh materialises only what was invalidated, so a backfill of any age is picked up by
+  the next refresh instead of falling behind the watermark for ever);
+- under the Apache licence (no columnstore, policies or continuous aggregates): the same
   writer-kept rollups as plain PostgreSQL (hourly deltas, a daily view of them, compaction by
   the maintenance), and retention by ``drop_chunks``.
 
@@ -44,37 +46,56 @@ _MAINTAIN = f"""CREATE FUNCTION malestrom_maintain_storage() RETURNS integer
                LANGUAGE sql AS $$ {COMPACT_ROLLUPS_SQL}; SELECT malestrom_apply_retention() $$"""
 
 
-def _continuous_aggregate(grain: str, width: str) -> str:
+def _continuous_aggregate(grain: str, width: str) -> list[str]:
     # WITH NO DATA: creating a continuous aggregate WITH DATA cannot run in a transaction block.
-    return f"""
-    CREATE MATERIALIZED VIEW observations_{grain}
-    WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-    SELECT patient_key, code_system, code,
-           time_bucket(INTERVAL '{width}', effective) AS bucket,
-           count(value) AS n, sum(value) AS total, min(value) AS minimum, max(value) AS maximum
-    FROM observations
-    WHERE value IS NOT NULL
-    GROUP BY patient_key, code_system, code, bucket
-    WITH NO DATA"""
+    # One index for the one question asked of it (patient, code, time range) instead of the
+    # default index per grouping column.
+    return [
+        f"""CREATE MATERIALIZED VIEW observations_{grain}
+        WITH (timescaledb.continuous, timescaledb.materialized_only = false,
+              timescaledb.create_group_indexes = false) AS
+        SELECT patient_key, code_system, code,
+               time_bucket(INTERVAL '{width}', effective) AS bucket,
+               count(value) AS n, sum(value) AS total, min(value) AS minimum,
+               max(value) AS maximum
+        FROM observations
+        WHERE value IS NOT NULL
+        GROUP BY patient_key, code_system, code, bucket
+        WITH NO DATA""",
+        f"""CREATE INDEX observations_{grain}_patient_code_bucket
+            ON observations_{grain} (patient_key, code, bucket)""",
+    ]
 
 
 _COMMUNITY_SQL = [
+    # One patient's readings lie together in the columnstore, by code and then newest first:
+    # what every question asks for (one patient, a code, a time range), and what compresses
+    # best. A home patient sends a few readings a day, too few for a day's segment to
+    # compress (a small row is not even TOAST-compressed), so daily chunks are merged into
+    # 30-day chunks as they move to the columnstore; as time is not the first ordering
+    # column, TimescaleDB recompresses a chunk when a day is merged into it, and a patient's
+    # month becomes one segment. Chunks merge only when their settings equal the
+    # hypertable's, so the sparse indexes TimescaleDB would add to each chunk by itself (a
+    # bloom filter on the primary key) are named here instead.
     """ALTER TABLE observations SET (
-        timescaledb.compress,
-        timescaledb.compress_segmentby = 'patient_key, code',
-        timescaledb.compress_orderby = 'effective DESC, id DESC')""",
-    "SELECT add_compression_policy('observations', compress_after => INTERVAL '7 days')",
+        timescaledb.enable_columnstore,
+        timescaledb.segmentby = 'patient_key',
+        timescaledb.orderby = 'code, effective DESC, id DESC',
+        timescaledb.sparse_index = 'bloom(id, effective), minmax(code), minmax(effective),
+                                    minmax(id)',
+        timescaledb.compress_chunk_time_interval = '30 days')""",
+    "CALL add_columnstore_policy('observations', after => INTERVAL '7 days')",
     """SELECT add_retention_policy('observations',
                                    drop_after => (SELECT retention FROM storage_layout))""",
-    _continuous_aggregate("hourly", "1 hour"),
-    _continuous_aggregate("daily", "1 day"),
-    # Late readings (a hub that was offline) are re-materialised while within start_offset;
-    # real-time aggregation covers everything after the last refresh.
+    *_continuous_aggregate("hourly", "1 hour"),
+    *_continuous_aggregate("daily", "1 day"),
+    # Real-time aggregation answers from raw rows after the watermark (the last refresh);
+    # a late reading before it counts once the next refresh has run.
     """SELECT add_continuous_aggregate_policy('observations_hourly',
-        start_offset => INTERVAL '35 days', end_offset => INTERVAL '1 hour',
-        schedule_interval => INTERVAL '30 minutes')""",
+        start_offset => NULL, end_offset => INTERVAL '1 hour',
+        schedule_interval => INTERVAL '15 minutes')""",
     """SELECT add_continuous_aggregate_policy('observations_daily',
-        start_offset => INTERVAL '35 days', end_offset => INTERVAL '1 day',
+        start_offset => NULL, end_offset => INTERVAL '1 day',
         schedule_interval => INTERVAL '1 hour')""",
     # The retention policy runs as a background job, and continuous aggregates need no
     # compaction: nothing for the worker to do.

@@ -157,3 +157,12 @@ def test_unknown_policies_are_refused(spec: dict[str, Any]) -> None:
     """An unknown rule, band or level is a ValueError, never a silent default."""
     with pytest.raises(ValueError, match="unknown"):
         policy_from_spec(spec)
+
+
+@pytest.mark.parametrize("total", [0, 21, 1e400, float("nan"), 5.5, "5", True, 10**400])
+def test_a_threshold_outside_the_news2_totals_is_refused(total: object) -> None:
+    """Thresholds are whole numbers from 1 to 20; anything else is a ValueError, never a crash."""
+    with pytest.raises(ValueError, match="whole number from 1 to 20"):
+        policy_from_spec({"rule": "total-or-single-three", "total": total})
+    with pytest.raises(ValueError, match="whole number"):
+        policy_from_spec({"rule": "explicit", "total_levels": [[total, "urgent"]]})

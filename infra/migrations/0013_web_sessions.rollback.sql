@@ -1,0 +1,2 @@
+DROP TABLE web_logins;
+DROP TABLE web_sessions;

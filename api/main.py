@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -92,6 +93,7 @@ def create_app(
             mode=settings.identity_mode,
             known=StoredIds(pool),
             unknown_codes=settings.unknown_codes,
+            backfill_after=dt.timedelta(minutes=settings.backfill_after_minutes),
             sender_of=_sender_of,
             custody=StoredCustody(pool),
         )

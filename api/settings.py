@@ -48,6 +48,8 @@ class ApiSettings(BaseSettings):
     publish_timeout: float = 4.0
     database_timeout: float = 3.0  # seconds a request waits for a connection before a 503
     worker_stale_after: float = 15.0
+    # Readings measured longer ago than this at acceptance take the backfill lane.
+    backfill_after_minutes: float = 60.0
 
     env: Environment = Environment.DEVELOPMENT
     audience: str = "nhn:malestrom"

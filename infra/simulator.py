@@ -27,6 +27,7 @@ import httpx
 from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer, DpopAuth
 from ingestion.codes import LOINC, UCUM
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
+from ingestion.news2_inputs import ACVPU_CODE
 
 __all__ = [
     "SIMULATED_ORGANISATION",
@@ -36,7 +37,6 @@ __all__ = [
     "run_simulator",
 ]
 
-ACVPU_CODE = "1104441000000107"
 # Per reading, how a deteriorating patient's vital signs drift (code → change).
 _DRIFT = {"8867-4": 0.4, "2708-6": -0.06, "8310-5": 0.02, "9279-1": 0.12}
 

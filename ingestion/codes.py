@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ingestion.news2_inputs import ACVPU_CODE, ACVPU_VALUES, NEWS2_CODE, ROOM_AIR_CODE
+
 __all__ = [
     "ACVPU_CODE",
     "ACVPU_VALUES",
@@ -40,20 +42,6 @@ SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 MDC = "urn:iso:std:iso:11073:10101"
 NPU = "urn:oid:2.16.578.1.12.4.1.1.7280"
-
-ACVPU_CODE = "1104441000000107"
-# NEWS2 total (SNOMED CT, UK edition): derived by malestrom, never received.
-NEWS2_CODE = "1104051000000101"
-ROOM_AIR_CODE = "722742002"
-
-# ACVPU answers as SNOMED CT findings → the letter NEWS2 scores.
-ACVPU_VALUES: dict[str, str] = {
-    "248234008": "A",  # mentally alert
-    "130987000": "C",  # acute confusion
-    "450847001": "V",  # responds to voice
-    "450848006": "P",  # responds to pain
-    "422768004": "U",  # unresponsive
-}
 
 
 class ValueKind(StrEnum):

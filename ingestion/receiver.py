@@ -25,6 +25,7 @@ from ingestion.measurement import Measurement, to_json
 from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, operation_outcome
 from ingestion.publisher import Publisher, Record
+from ingestion.rendering import to_observation
 from ingestion.responses import (
     FhirResponse,
     invalid_response,
@@ -67,7 +68,8 @@ def _no_sender(_request: Request) -> Sender | None:
 class Receiver:
     """What the receiver needs: where to publish, which identities and codes to accept, which
     ids are already known (so that resends answer ``200 OK``), who sends (from the request's
-    authentication), and where to note which organisation holds data about which patient."""
+    authentication), where to note which organisation holds data about which patient, and from
+    what age at acceptance a reading takes the backfill lane."""
 
     publisher: Publisher
     topics: Topics
@@ -77,6 +79,7 @@ class Receiver:
     recent: RecentIds = field(default_factory=RecentIds)
     sender_of: Callable[[Request], Sender | None] = _no_sender
     custody: Custody | None = None
+    backfill_after: dt.timedelta = dt.timedelta(hours=1)
 
 
 def get_receiver(request: Request) -> Receiver:
@@ -203,10 +206,16 @@ def _too_large() -> InvalidReadingError:
 
 
 async def _publish(receiver: Receiver, measurements: list[Measurement], correlation: str) -> None:
+    """Publish each measurement on its lane: live, or backfill when it was old on arrival."""
     headers: list[tuple[str, str | bytes | None]] = [(CORRELATION_HEADER, correlation.encode())]
-    records: list[Record] = [(m.patient_key.encode(), to_json(m), headers) for m in measurements]
-    if records:
-        await receiver.publisher.publish(receiver.topics.readings, records)
+    lanes: dict[str, list[Record]] = {}
+    for m in measurements:
+        old = m.received - m.effective > receiver.backfill_after
+        topic = receiver.topics.backfill if old else receiver.topics.readings
+        value = to_json(m, resource=orjson.dumps(to_observation(m)))  # rendered once, here
+        lanes.setdefault(topic, []).append((m.patient_key.encode(), value, headers))
+    for topic, records in lanes.items():
+        await receiver.publisher.publish(topic, records)
 
 
 def _bundle_response(parsed: ParsedBundle, known: set[str]) -> dict[str, Any]:

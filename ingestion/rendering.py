@@ -12,14 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ingestion.codes import ACVPU_VALUES, LOINC, SNOMED, UCUM, canonical_info
+from ingestion.codes import LOINC, SNOMED, UCUM, canonical_info
 from ingestion.measurement import Coding, Measurement
+from ingestion.news2_inputs import ACVPU_VALUES
 
 __all__ = [
     "KOMMUNENUMMER_SYSTEM",
     "MALESTROM_TAGS",
     "SENDER_EXTENSION",
     "VITAL_SIGNS_CATEGORY",
+    "code_system_of",
+    "components_of",
     "to_observation",
 ]
 
@@ -58,13 +61,7 @@ def to_observation(m: Measurement) -> dict[str, Any]:
     if m.value is not None and m.unit is not None:
         obs["valueQuantity"] = _quantity(m.value, m.unit)
     if m.components:
-        obs["component"] = [
-            {
-                "code": {"coding": [{"system": LOINC, "code": c.code}]},
-                "valueQuantity": _quantity(c.value, c.unit),
-            }
-            for c in m.components
-        ]
+        obs["component"] = components_of(m)
     if m.value_code is not None:
         obs.update(_coded_value(m))
     if m.device:
@@ -78,6 +75,25 @@ def to_observation(m: Measurement) -> dict[str, Any]:
     if m.client_id or m.client_organisation:
         obs["extension"] = [_sender(m)]
     return obs
+
+
+def components_of(m: Measurement) -> list[dict[str, Any]]:
+    """The ``component`` list of the rendered Observation (empty for a single value)."""
+    return [
+        {
+            "code": {"coding": [{"system": LOINC, "code": c.code}]},
+            "valueQuantity": _quantity(c.value, c.unit),
+        }
+        for c in m.components
+    ]
+
+
+def code_system_of(m: Measurement) -> str:
+    """The system of the rendered Observation's first coding (the canonical one, if known)."""
+    info = canonical_info(m.code)
+    if info is not None:
+        return info.system
+    return m.codings[0].system if m.codings else ""
 
 
 def _sender(m: Measurement) -> dict[str, Any]:

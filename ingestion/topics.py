@@ -23,14 +23,15 @@ class Topics:
         return f"{self.prefix}.readings.v1"
 
     @property
+    def backfill(self) -> str:
+        """Canonical measurements that were old when accepted: their own lane, so a reading
+        measured now never waits behind a hub catching up after days offline."""
+        return f"{self.prefix}.readings-backfill.v1"
+
+    @property
     def readings_dlq(self) -> str:
         """Readings that failed after acceptance, with the error, stage and original bytes."""
         return f"{self.prefix}.readings.v1.dlq"
-
-    @property
-    def observations(self) -> str:
-        """Normalised FHIR Observations."""
-        return f"{self.prefix}.observations.v1"
 
     @property
     def news2(self) -> str:
@@ -44,4 +45,4 @@ class Topics:
 
     def all(self) -> tuple[str, ...]:
         """Every topic, for creation at start-up."""
-        return (self.readings, self.readings_dlq, self.observations, self.news2, self.alerts)
+        return (self.readings, self.backfill, self.readings_dlq, self.news2, self.alerts)

@@ -7,23 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ingestion.codes import (
-    ACVPU_VALUES,
-    SNOMED,
-    UCUM,
-    CodeInfo,
-    ValueKind,
-    component_code,
-)
+from ingestion.codes import SNOMED, UCUM, CodeInfo, ValueKind, component_code
 from ingestion.exceptions import InvalidReadingError
 from ingestion.measurement import Component
+from ingestion.news2_inputs import ACVPU_LETTERS, ACVPU_VALUES, OXYGEN_THRESHOLDS
 from ingestion.plausibility import check_plausible
 from ingestion.units import convert
 
-__all__ = ["ACVPU_LETTERS", "Value", "read_quantity", "read_value"]
-
-ACVPU_LETTERS = frozenset("ACVPU")
-_OXYGEN_THRESHOLDS = {"3151-8": 0.0, "3150-0": 21.0}  # above → on oxygen
+__all__ = ["Value", "read_quantity", "read_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +49,7 @@ def read_value(resource: dict[str, Any], path: str, info: CodeInfo) -> Value:
             code="required",
         )
     value = read_quantity(quantity, f"{path}.valueQuantity", info.code, info.unit)
-    threshold = _OXYGEN_THRESHOLDS.get(info.code)
+    threshold = OXYGEN_THRESHOLDS.get(info.code)
     on_oxygen = None if threshold is None else value > threshold
     return Value(value=value, unit=info.unit, on_oxygen=on_oxygen)
 

@@ -1,1 +1,1 @@
-"""streams: the Faust app — normalise readings, persist observations, score NEWS2."""
+"""streams: the worker — store the readings of both lanes, score NEWS2, raise alerts."""

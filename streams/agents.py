@@ -1,43 +1,52 @@
-"""The work of the streams agents, one batch at a time, free of Faust so it is easy to test.
+"""The work of the streams worker, one batch at a time, free of Kafka so it is easy to test.
 
-Error policy (one place, `handle_failure`): bad data (`InvalidReadingError`, or any unexpected
-error on one record) is dead-lettered with the stage and the original bytes and the stream moves
-on; an unavailable service (`UnavailableError`) is retried with back-off while consumption
-pauses. Nothing is dropped without a record, and offsets are acknowledged only after the batch
-returns.
+A batch of readings (canonical Measurements with the Observations the edge rendered) is decoded
+once, stored as rows, and scored from those rows: nothing is rendered again or parsed back.
+
+Error policy (one function, `policy_for`, applied by `guarded` at every stage): a service that
+is unavailable (`UnavailableError`) is retried with back-off while consumption pauses; a
+deployment that cannot work (the schema is missing or not migrated, no privilege) stops the
+worker, because dead-lettering every record would only hide it; anything else is bad data or a
+bug in one record: the batch is split until the record is found, and it is dead-lettered with
+the stage, the error and the original bytes while the rest moves on. Nothing is dropped
+without a record, and offsets are committed only after the batch returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-import orjson
 import psycopg
 
 from ingestion.exceptions import UnavailableError
-from ingestion.measurement import from_json
-from ingestion.rendering import to_observation
+from ingestion.measurement import from_record
 from streams.deadletter import dead_letter_headers
-from streams.sinks import ObservationRow, Sink, observation_row
+from streams.sinks import ObservationRow, Sink, measurement_row
 
 __all__ = [
     "AlertRules",
     "BatchScorer",
     "Envelope",
+    "Policy",
     "Send",
-    "normalise_batch",
-    "persist_batch",
+    "Stored",
+    "guarded",
+    "policy_for",
+    "process_batch",
     "retry_unavailable",
     "run_alert_rules",
-    "score_batch",
+    "score_stored",
+    "store_batch",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +61,13 @@ class Envelope:
     offset: int
 
 
+Stored = tuple[Envelope, ObservationRow]
+
+
 class BatchScorer(Protocol):
     """Port: the NEWS2 stage."""
 
-    async def score_batch(self, batch: Sequence[Envelope]) -> int:
+    async def score_batch(self, stored: Sequence[Stored]) -> int:
         """Score what the stored batch changed."""
 
 
@@ -73,45 +85,96 @@ class AlertRules(Protocol):
 Send = Callable[[Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]], Awaitable[None]]
 
 
-async def normalise_batch(batch: Sequence[Envelope], *, emit: Send, dead_letter: Send) -> None:
-    """Render each reading as a normalised FHIR Observation and emit it."""
-    out: list[tuple[bytes, bytes, Mapping[str, bytes]]] = []
-    failed: list[tuple[bytes, bytes, Mapping[str, bytes]]] = []
+class Policy(enum.Enum):
+    """What a failure does to the stream."""
+
+    RETRY = "retry"
+    DEAD_LETTER = "dead-letter"
+    STOP = "stop"
+
+
+# A database without the schema the worker was built for: no record is to blame.
+_BROKEN_DEPLOYMENT = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.InsufficientPrivilege,
+)
+
+
+def policy_for(error: BaseException) -> Policy:
+    """The error policy: retry an unavailable service, stop on a broken deployment, else
+    dead-letter the record that failed."""
+    if isinstance(error, UnavailableError):
+        return Policy.RETRY
+    if isinstance(error, _BROKEN_DEPLOYMENT):
+        return Policy.STOP
+    return Policy.DEAD_LETTER
+
+
+async def process_batch(
+    batch: Sequence[Envelope], *, sink: Sink, scorer: BatchScorer, dead_letter: Send
+) -> None:
+    """Store a batch of readings, then score what it changed."""
+    stored = await store_batch(batch, sink=sink, dead_letter=dead_letter)
+    await score_stored(stored, scorer=scorer, dead_letter=dead_letter)
+
+
+async def store_batch(batch: Sequence[Envelope], *, sink: Sink, dead_letter: Send) -> list[Stored]:
+    """Decode a batch of readings and store them; return what was stored, to be scored."""
+    decoded: list[Stored] = []
+    failed = []
     for env in batch:
         try:
-            observation = to_observation(from_json(env.value))
-            out.append((env.key, orjson.dumps(observation), env.headers))
-        except Exception as exc:  # noqa: BLE001 - the error policy: any bad record is dead-lettered
-            failed.append(_dead_letter(env, exc, stage="normalise"))
-    await retry_unavailable(lambda: emit(out), what="emit observations")
+            decoded.append((env, measurement_row(*from_record(env.value))))
+        except Exception as exc:
+            if policy_for(exc) is Policy.STOP:
+                raise
+            failed.append(_dead_letter(env, exc, stage="decode"))
     if failed:
-        await retry_unavailable(lambda: dead_letter(failed), what="dead-letter")
-
-
-async def persist_batch(batch: Sequence[Envelope], *, sink: Sink, dead_letter: Send) -> None:
-    """Write a batch of Observations; isolate and dead-letter rows the database refuses."""
-    rows: list[tuple[Envelope, ObservationRow]] = []
-    failed: list[tuple[bytes, bytes, Mapping[str, bytes]]] = []
-    for env in batch:
-        try:
-            rows.append((env, observation_row(env.key.decode(), env.value)))
-        except Exception as exc:  # noqa: BLE001 - the error policy: any bad record is dead-lettered
-            failed.append(_dead_letter(env, exc, stage="persist"))
-    try:
-        await retry_unavailable(lambda: sink.write([r for _, r in rows]), what="write batch")
-    except psycopg.Error:  # one refused row must not sink the batch: find it
-        failed += await _isolate_refused(rows, sink)
-    if failed:
-        await retry_unavailable(lambda: dead_letter(failed), what="dead-letter")
-
-
-async def score_batch(batch: Sequence[Envelope], *, scorer: BatchScorer, dead_letter: Send) -> None:
-    """Score what a stored batch changed; a batch the scorer cannot handle is dead-lettered."""
-    try:
-        await retry_unavailable(partial(scorer.score_batch, batch), what="score")
-    except Exception as exc:  # noqa: BLE001 - the error policy: never block the stream on a bug
-        failed = [_dead_letter(env, exc, stage="score") for env in batch]
         await retry_unavailable(partial(dead_letter, failed), what="dead-letter")
+    return await guarded(_write(sink), decoded, stage="persist", dead_letter=dead_letter)
+
+
+async def score_stored(stored: Sequence[Stored], *, scorer: BatchScorer, dead_letter: Send) -> None:
+    """Score what a stored batch changed."""
+    await guarded(scorer.score_batch, stored, stage="score", dead_letter=dead_letter)
+
+
+def _write(sink: Sink) -> Callable[[Sequence[Stored]], Awaitable[None]]:
+    async def write(items: Sequence[Stored]) -> None:
+        await sink.write([row for _, row in items])
+
+    return write
+
+
+async def guarded(
+    action: Callable[[Sequence[tuple[Envelope, T]]], Awaitable[object]],
+    items: Sequence[tuple[Envelope, T]],
+    *,
+    stage: str,
+    dead_letter: Send,
+) -> list[tuple[Envelope, T]]:
+    """Run a stage on a batch under the error policy; return the items it succeeded on.
+
+    A failing batch is split in halves until the failing records are found, so one bad record
+    costs a few extra calls, not the batch.
+    """
+    if not items:
+        return []
+    try:
+        await retry_unavailable(partial(action, items), what=stage)
+        return list(items)
+    except Exception as exc:
+        if policy_for(exc) is Policy.STOP:
+            raise
+        if len(items) == 1:
+            record = _dead_letter(items[0][0], exc, stage=stage)
+            await retry_unavailable(partial(dead_letter, [record]), what="dead-letter")
+            return []
+    half = len(items) // 2
+    first = await guarded(action, items[:half], stage=stage, dead_letter=dead_letter)
+    return first + await guarded(action, items[half:], stage=stage, dead_letter=dead_letter)
 
 
 async def run_alert_rules(scorer: AlertRules) -> None:
@@ -136,18 +199,6 @@ async def retry_unavailable(
             delay = min(max_backoff, max(exc.retry_after, delay * 2 or 0.5))
             log.warning("%s: %s; retrying in %.1f s", what, type(exc).__name__, delay)
             await asyncio.sleep(delay)
-
-
-async def _isolate_refused(
-    rows: Sequence[tuple[Envelope, ObservationRow]], sink: Sink
-) -> list[tuple[bytes, bytes, Mapping[str, bytes]]]:
-    refused = []
-    for env, row in rows:
-        try:
-            await retry_unavailable(partial(sink.write, [row]), what="write row")
-        except psycopg.Error as exc:
-            refused.append(_dead_letter(env, exc, stage="persist"))
-    return refused
 
 
 def _dead_letter(

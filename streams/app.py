@@ -1,39 +1,53 @@
-"""The Faust application: topics, agents and the liveness heartbeat, built from settings.
+"""The streams worker: two lanes of readings consumed in batches, the NEWS2 stage, the timers.
 
-Agents are short loops: take a batch of events, hand it to the pure-ish work in `agents`, and
-let Faust acknowledge the offsets only after the batch returned (at-least-once; the database
-writes are idempotent, so replays merge).
+Each lane is a confluent-kafka consumer whose batches are stored (`agents.store_batch`) and then
+scored (`agents.score_stored`), the next batch being stored while one is scored; offsets are
+committed only after a batch is scored, so after its database commits (at-least-once; the
+writes are idempotent, so replays merge). Scores, alert events and dead letters leave through
+one idempotent producer, a batch at a time.
+
+- The live lane (``readings.v1``) is consumed in the group ``app_id``: Kafka's group protocol
+  spreads its partitions over the workers.
+- The backfill lane (``readings-backfill.v1``, readings that were old when accepted) follows
+  it: the worker assigned live partition *p* also reads backfill partition *p* (one key, one
+  partition number: both topics have the same partition count and every producer the same
+  partitioner), so one worker owns a patient's NEWS2 state in both lanes. Its offsets are kept
+  under the group ``app_id.backfill``.
+- Live batches come first: batches are scored one at a time (a lock), the backfill lane stores
+  or scores a batch only while no live batch is in flight, and takes small batches
+  (``backfill_batch_size``) while live readings keep coming; so a reading measured now waits
+  for at most one small backfill batch, never for the backlog behind it.
+
+Faust is not used: its per-event machinery and one awaited send per record cost more than the
+whole rest of the pipeline (see ``bench/pipeline_bench.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import faust
-from aiokafka.errors import KafkaError
+from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
-from ingestion.exceptions import BrokerUnavailableError
+from ingestion.publisher import KafkaPublisher
 from ingestion.topics import Topics
-from streams.agents import (
-    Envelope,
-    Send,
-    normalise_batch,
-    persist_batch,
-    run_alert_rules,
-    score_batch,
-)
+from streams.agents import Envelope, Send, Stored, run_alert_rules, score_stored, store_batch
 from streams.partitions import maintain_storage
 from streams.scorer import News2Scorer
 from streams.settings import StreamsSettings
 from streams.sinks import ObservationSink
 
-__all__ = ["build_app", "run_worker"]
+__all__ = ["StreamsWorker", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -45,137 +59,289 @@ SET partitions = EXCLUDED.partitions, updated_at = EXCLUDED.updated_at
 """
 
 
-def build_app(settings: StreamsSettings) -> faust.App:
-    """Build the Faust app with its agents; nothing connects until the worker starts."""
-    _set_fetch_max_wait(settings.fetch_max_wait_ms)
-    topics = Topics(settings.topic_prefix)
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        topic_allow_declare=False,  # topics are created by `malestrom up` / infra.topics
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.broker_session_timeout,
-        broker_heartbeat_interval=max(0.5, settings.broker_session_timeout / 6),
-        broker_commit_interval=1.0,
-        producer_acks=-1,
-    )
-    readings = _raw_topic(app, topics.readings)
-    observations = _raw_topic(app, topics.observations)
-    dlq = _raw_topic(app, topics.readings_dlq)
-    scores_topic, alerts_topic = _raw_topic(app, topics.news2), _raw_topic(app, topics.alerts)
-    pool = AsyncConnectionPool(
-        settings.database_url.get_secret_value(), open=False, min_size=1, max_size=4
-    )
-    sink = ObservationSink(pool)
-    emit, dead_letter = _sender(observations), _sender(dlq)
-    scorer = News2Scorer(pool, emit_scores=_sender(scores_topic), emit_alerts=_sender(alerts_topic))
-    worker_id = f"{socket.gethostname()}-{os.getpid()}"
+_Handoff = asyncio.Queue[tuple[list[Envelope], list[Stored]]]  # stored batches, to be scored
 
-    @app.task  # type: ignore[untyped-decorator]
-    async def open_pool() -> None:
-        await pool.open(wait=False)
 
-    @app.agent(readings)
-    async def normalise(stream: faust.StreamT[bytes]) -> None:
-        async for batch in _batches(stream, settings):
-            await normalise_batch(batch, emit=emit, dead_letter=dead_letter)
+class _Lane:
+    """One topic's consumer, used from one thread only (confluent-kafka consumers are not
+    meant to be shared between threads)."""
 
-    @app.agent(observations)
-    async def persist(stream: faust.StreamT[bytes]) -> None:
-        async for batch in _batches(stream, settings):
-            await persist_batch(batch, sink=sink, dead_letter=dead_letter)
-            await score_batch(batch, scorer=scorer, dead_letter=dead_letter)
+    def __init__(self, name: str, config: dict[str, Any]) -> None:
+        self.name = name
+        self.consumer = Consumer(config)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{name}")
 
-    @app.timer(interval=settings.alert_check_interval)  # type: ignore[untyped-decorator]
-    async def time_driven_alerts() -> None:
-        await run_alert_rules(scorer)
+    def call(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run a consumer call on the lane's thread."""
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    @app.timer(interval=3600.0, on_leader=True)  # type: ignore[untyped-decorator]
-    async def storage_maintenance() -> None:  # partitions ahead, retention (issue 5)
-        await maintain_storage(pool)
+    async def consume(self, size: int, within: float) -> list[Envelope]:
+        messages: list[Message] = await self.call(self.consumer.consume, size, within)
+        out = []
+        for m in messages:
+            if m.error() is not None:
+                log.warning("%s lane: %s", self.name, m.error())
+                continue
+            out.append(_envelope(m))
+        return out
 
-    @app.timer(interval=2.0)  # type: ignore[untyped-decorator]
-    async def heartbeat() -> None:
-        owned = {topics.readings, topics.observations}
-        assigned = sum(1 for tp in app.consumer.assignment() if tp.topic in owned)
+    async def commit(self, batch: Sequence[Envelope]) -> None:
+        """Commit the offsets after the batch."""
+        last: dict[tuple[str, int], int] = {}
+        for env in batch:  # a partition's records come in offset order
+            last[(env.topic, env.partition)] = env.offset
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        await self.call(self._commit, offsets)
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        # Asynchronous: the next commit supersedes this one, and a lost one (the partition moved
+        # in a rebalance) only means its new owner replays from the last commit that landed.
         try:
-            async with pool.connection(timeout=2.0) as conn:
-                await conn.execute(_STATUS_SQL, (worker_id, settings.app_id, assigned))
+            self.consumer.commit(offsets=offsets, asynchronous=True)
+        except Exception as exc:  # noqa: BLE001 - a lost commit only means a replay
+            log.warning("offsets not committed: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.call(self.consumer.close)
+        self._thread.shutdown(wait=False)
+
+
+class _LivePriority:
+    """Live batches first: the backfill lane waits while a live batch is in flight, and takes
+    small batches while live readings keep coming, so a reading measured now waits for at
+    most one small backfill batch."""
+
+    def __init__(self, *, quiet_after: float = 1.0) -> None:
+        self._quiet_after = quiet_after
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last = -quiet_after
+
+    def live_started(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        self._last = time.monotonic()
+
+    def live_done(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def live_idle(self) -> None:
+        await self._idle.wait()
+
+    def live_lately(self) -> bool:
+        return time.monotonic() - self._last < self._quiet_after
+
+
+class StreamsWorker:
+    """The streams worker process: lanes, the NEWS2 stage, timers, heartbeat."""
+
+    def __init__(self, settings: StreamsSettings) -> None:
+        self._settings = settings
+        self._topics = Topics(settings.topic_prefix)
+        self._pool = AsyncConnectionPool(
+            settings.database_url.get_secret_value(), open=False, min_size=2, max_size=8
+        )
+        self._publisher = KafkaPublisher(bootstrap=settings.kafka_bootstrap)
+        self._sink = ObservationSink(self._pool)
+        self._scorer = News2Scorer(
+            self._pool,
+            emit_scores=self._sender(self._topics.news2),
+            emit_alerts=self._sender(self._topics.alerts),
+        )
+        self._dead_letter = self._sender(self._topics.readings_dlq)
+        self._live = _Lane("live", _consumer_config(settings, settings.app_id))
+        backfill_group = f"{settings.app_id}.backfill"
+        self._backfill = _Lane("backfill", _consumer_config(settings, backfill_group))
+        self._gate = asyncio.Lock()
+        self._priority = _LivePriority()
+        self._owned: set[int] = set()
+        self._pending: set[Any] = set()  # backfill assignments on their way
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker_id = f"{socket.gethostname()}-{os.getpid()}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then leave the group and close everything."""
+        self._loop = asyncio.get_running_loop()
+        await self._pool.open(wait=False)
+        self._live.consumer.subscribe(
+            [self._topics.readings],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        s = self._settings
+        tasks = [
+            asyncio.create_task(self._run_lane(self._live, backfill=False)),
+            asyncio.create_task(self._run_lane(self._backfill, backfill=True)),
+            asyncio.create_task(_every(s.alert_check_interval, self._alert_rules)),
+            asyncio.create_task(_every(3600.0, self._maintenance)),
+            asyncio.create_task(_every(2.0, self._heartbeat)),
+        ]
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await self._live.close()
+        await self._backfill.close()
+        self._publisher.close()
+        await self._pool.close()
+        for result in results:  # a lane that stopped on the error policy stops the worker
+            if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+    async def _run_lane(self, lane: _Lane, *, backfill: bool) -> None:
+        # Two stages, one batch apart: while a batch is scored, the next is decoded and stored,
+        # so the worker's Python and the database work at the same time.
+        stored: _Handoff = asyncio.Queue(maxsize=1)
+        await asyncio.gather(
+            self._store_lane(lane, stored, backfill=backfill),
+            self._score_lane(lane, stored, backfill=backfill),
+        )
+
+    async def _store_lane(
+        self,
+        lane: _Lane,
+        stored: _Handoff,
+        *,
+        backfill: bool,
+    ) -> None:
+        s = self._settings
+        while True:
+            size = s.batch_size
+            if backfill and self._priority.live_lately():
+                size = s.backfill_batch_size  # small, so a live batch never waits long
+            batch = await lane.consume(size, s.batch_within)
+            if backfill:  # a partition revoked while its batch was in flight: not ours now
+                batch = [env for env in batch if env.partition in self._owned]
+            if not batch:
+                continue
+            if backfill:
+                await self._priority.live_idle()
+            else:
+                self._priority.live_started()
+            rows = await store_batch(batch, sink=self._sink, dead_letter=self._dead_letter)
+            await stored.put((batch, rows))
+
+    async def _score_lane(self, lane: _Lane, stored: _Handoff, *, backfill: bool) -> None:
+        while True:
+            batch, rows = await stored.get()
+            if backfill:
+                await self._priority.live_idle()
+            async with self._gate:  # one patient's state is touched by one batch at a time
+                await score_stored(rows, scorer=self._scorer, dead_letter=self._dead_letter)
+            await lane.commit(batch)  # stored and scored: the offsets may move
+            if not backfill:
+                self._priority.live_done()
+
+    # Rebalance callbacks run on the live lane's thread, inside its consume call.
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._assigned, [p.partition for p in partitions])
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._revoked, [p.partition for p in partitions])
+
+    def _assigned(self, partitions: list[int]) -> None:
+        self._scorer.forget(partitions)  # state is loaded on first sight, never inherited
+        self._owned |= set(partitions)
+        self._follow()
+
+    def _revoked(self, partitions: list[int]) -> None:
+        self._scorer.forget(partitions)
+        self._owned -= set(partitions)
+        self._follow()
+
+    def _follow(self) -> None:
+        """Make the backfill lane read the partitions the live lane owns."""
+        wanted = [TopicPartition(self._topics.backfill, p) for p in sorted(self._owned)]
+        done = self._backfill.call(self._backfill.consumer.assign, wanted)
+        self._pending.add(done)
+        asyncio.ensure_future(done).add_done_callback(self._pending.discard)
+
+    async def _alert_rules(self) -> None:
+        await run_alert_rules(self._scorer)
+
+    async def _maintenance(self) -> None:
+        if 0 in self._owned:  # one worker does it: the owner of partition 0
+            await maintain_storage(self._pool)
+
+    async def _heartbeat(self) -> None:
+        s = self._settings
+        try:
+            async with self._pool.connection(timeout=2.0) as conn:
+                await conn.execute(_STATUS_SQL, (self._worker_id, s.app_id, len(self._owned)))
         except Exception as exc:  # noqa: BLE001 - liveness is best effort; /healthz shows it
             log.warning("heartbeat not recorded: %s", type(exc).__name__)
 
-    return app
+    def _sender(self, topic: str) -> Send:
+        publisher = self._publisher
+
+        async def send(records: Sequence[tuple[bytes, bytes, Any]]) -> None:
+            await publisher.publish(topic, [(k, v, list(h.items())) for k, v, h in records])
+
+        return send
 
 
-def _set_fetch_max_wait(max_wait_ms: int) -> None:
-    """Bound how long the broker may hold a fetch that finds no new records.
-
-    faust-streaming 0.15 hard-codes ``fetch_max_wait_ms=1500`` for its consumer. Kafka answers a
-    fetch as soon as records arrive, but a broker that does not (Tansu, measured here) then adds
-    up to 1.5 s per hop; a short bound keeps a reading's way to the nurse well under a second.
-    """
-    from faust.transport.drivers import aiokafka as driver
-
-    thread = driver.AIOKafkaConsumerThread
-    original = getattr(thread, "_malestrom_original_create", thread._create_worker_consumer)
-
-    def create_worker_consumer(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = max_wait_ms  # read when the consumer starts its fetcher
-        return consumer
-
-    thread._malestrom_original_create = original  # type: ignore[attr-defined]
-    thread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+def _consumer_config(settings: StreamsSettings, group: str) -> dict[str, Any]:
+    session_ms = int(settings.broker_session_timeout * 1000)
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(500, session_ms // 6),
+        # A broker that holds an empty fetch for the whole wait (Tansu does) would add it to
+        # every reading's way to the nurse; and librdkafka waits fetch.error.backoff.ms (500 ms
+        # by default) after every empty answer before it fetches again: measured as a 0.5-1 s
+        # tail on the alert latency.
+        "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        "fetch.error.backoff.ms": 20,
+        "partition.assignment.strategy": "range",
+    }
 
 
-def _raw_topic(app: faust.App, name: str) -> faust.TopicT:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-
-async def _batches(stream: Any, settings: StreamsSettings) -> AsyncIterator[list[Envelope]]:
-    # take_events acks a batch's offsets only after the loop body returns (at-least-once).
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within):
-        yield [_envelope(e) for e in events]
-
-
-def _envelope(event: Any) -> Envelope:
-    message = event.message
+def _envelope(message: Message) -> Envelope:
+    headers: list[tuple[str, str | bytes | None]] = message.headers() or []  # type: ignore[assignment]
     return Envelope(
-        key=message.key or b"",
-        value=message.value or b"",
-        headers=dict(message.headers or ()),
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
+        key=message.key() or b"",
+        value=message.value() or b"",
+        headers={k: _bytes(v) for k, v in headers},
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
     )
 
 
-def _sender(topic: faust.TopicT) -> Send:
-    async def send(records: Sequence[tuple[bytes, bytes, Mapping[str, bytes]]]) -> None:
-        try:
-            pending = [
-                await topic.send(key=key, value=value, headers=dict(headers))
-                for key, value, headers in records
-            ]
-            await asyncio.gather(*pending)
-        except (KafkaError, TimeoutError) as exc:
-            raise BrokerUnavailableError(f"send to {topic.get_topic_name()} failed") from exc
+def _bytes(value: str | bytes | None) -> bytes:
+    return value.encode() if isinstance(value, str) else value or b""
 
-    return send
+
+async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await action()
 
 
 def run_worker(settings: StreamsSettings) -> None:
     """Run the streams worker until SIGTERM or SIGINT."""
-    from faust.worker import Worker
+    logging.basicConfig(level=settings.log_level.upper())
+    # The NEWS2 state is many small objects that live long and hold no cycles; with the default
+    # thresholds the collector walks all of them again and again (measured on 60,000 readings:
+    # 0.64 s in 619 collections, against 0.07 s in 2 with these).
+    gc.set_threshold(100_000, 50, 50)
 
-    app = build_app(settings)
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await StreamsWorker(settings).run(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,75 +1,69 @@
-"""The SQL of the NEWS2 stage, in one place (plain PostgreSQL ≥ 14; works on TimescaleDB)."""
+"""The SQL of the NEWS2 stage, in one place (plain PostgreSQL ≥ 14; works on TimescaleDB).
+
+Codes are parameters (``codes``, ``news2_code``) from `ingestion.news2_inputs`, never literals.
+"""
 
 from __future__ import annotations
 
 __all__ = [
-    "ACTIVE_ALERTS",
     "CONTEXTS",
     "COPY_SCORES",
     "ESCALATE_OVERDUE",
     "INSERT_EVENT",
-    "LATEST_SCORES",
     "RAISE_ALERT",
     "RAISE_MISSING",
     "READINGS",
+    "SCORES",
     "SCORE_STAGING",
-    "SCORE_TIMES",
+    "SCORE_TYPES",
     "UPGRADE_ALERT",
     "UPSERT_SCORES",
     "UPSERT_SCORE_OBSERVATIONS",
 ]
 
-# Settings of each patient, merged with their organisation's (the one a clinician set).
+# Settings of each patient, merged with their organisation's (the one a clinician set), and the
+# level of the patient's unresolved NEWS2 alert: read with every batch, because people change
+# them through the API and the escalation timer moves alerts (at most one: ``alerts_one_active``).
 CONTEXTS = """
-SELECT p.patient_key::text, p.identifier_system, p.identifier_value, s.organisation,
+SELECT p.patient_key::text, s.organisation,
        coalesce(s.spo2_scale, 1), s.long_term_oxygen,
        coalesce(s.freshness_minutes, o.freshness_minutes, 60),
        coalesce(s.context_freshness_minutes, o.context_freshness_minutes, 1440),
-       o.policy
+       o.policy, p.identifier_system, p.identifier_value, a.level
 FROM patients p
 LEFT JOIN patient_settings s ON s.patient_key = p.patient_key
 LEFT JOIN organisations o ON o.org_id = s.organisation
+LEFT JOIN alerts a ON a.patient_key = p.patient_key AND a.kind = 'news2' AND a.status <> 'resolved'
 WHERE p.patient_key = ANY(%(keys)s::uuid[])
 """
 
-# NEWS2 inputs in each patient's span; a blood pressure panel yields its systolic component,
-# consciousness its ACVPU letter (valueString, CodeableConcept text, or its first code); the
-# measuring organisation stands in for a patient no clinician has placed in one.
+# NEWS2 inputs in each patient's span (``hi`` null: no end), from the typed columns;
+# ``codes`` are those of `ingestion.news2_inputs`.
 READINGS = """
-SELECT x.patient_key::text, x.id::text, x.code, x.effective,
-       CASE WHEN x.code = '85354-9' THEN (
-                SELECT (c #>> '{valueQuantity,value}')::float8
-                FROM jsonb_array_elements(x.resource -> 'component') c
-                WHERE c #>> '{code,coding,0,code}' = '8480-6' LIMIT 1)
-            ELSE x.value END,
-       coalesce(x.resource ->> 'valueString', x.resource #>> '{valueCodeableConcept,text}',
-                x.resource #>> '{valueCodeableConcept,coding,0,code}'),
-       x.organisation
+SELECT x.patient_key::text, x.id::text, x.code, x.effective, x.value, x.systolic, x.acvpu,
+       x.on_oxygen, x.organisation
 FROM observations x
 JOIN unnest(%(keys)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS span(key, lo, hi)
-  ON x.patient_key = span.key AND x.effective BETWEEN span.lo AND span.hi
-WHERE x.code IN ('9279-1', '2708-6', '59408-5', '8480-6', '85354-9', '8867-4', '8310-5',
-                 '1104441000000107', '3151-8', '3150-0', '722742002')
+  ON x.patient_key = span.key AND x.effective >= span.lo
+ AND (span.hi IS NULL OR x.effective < span.hi)
+WHERE x.code = ANY(%(codes)s::text[])
 """
 
-SCORE_TIMES = """
-SELECT x.patient_key::text, x.effective FROM news2_scores x
+# Stored scores in each patient's span, and the newest two of the patients seen the first time.
+SCORES = """
+SELECT x.patient_key::text, x.effective, x.level, x.red_flag, x.band, x.total, x.partial_sum,
+       x.spo2_scale, x.organisation
+FROM news2_scores x
 JOIN unnest(%(keys)s::uuid[], %(lo)s::timestamptz[], %(hi)s::timestamptz[]) AS span(key, lo, hi)
-  ON x.patient_key = span.key AND x.effective BETWEEN span.lo AND span.hi
-"""
-
-LATEST_SCORES = """
-SELECT k.key::text, l.effective, l.level, l.red_flag, l.band, l.total, l.partial_sum
-FROM unnest(%(keys)s::uuid[]) AS k(key)
+  ON x.patient_key = span.key AND x.effective >= span.lo
+ AND (span.hi IS NULL OR x.effective < span.hi)
+UNION
+SELECT k.key::text, l.effective, l.level, l.red_flag, l.band, l.total, l.partial_sum,
+       l.spo2_scale, l.organisation
+FROM unnest(%(first)s::uuid[]) AS k(key)
 CROSS JOIN LATERAL (
-    SELECT effective, level, red_flag, band, total, partial_sum FROM news2_scores
-    WHERE patient_key = k.key ORDER BY effective DESC LIMIT 2) l
-ORDER BY k.key, l.effective DESC
-"""
-
-ACTIVE_ALERTS = """
-SELECT patient_key::text, level FROM alerts
-WHERE patient_key = ANY(%(keys)s::uuid[]) AND kind = 'news2' AND status <> 'resolved'
+    SELECT effective, level, red_flag, band, total, partial_sum, spo2_scale, organisation
+    FROM news2_scores WHERE patient_key = k.key ORDER BY effective DESC LIMIT 2) l
 """
 
 # Scores arrive by COPY in a per-transaction staging table, then move in two statements.
@@ -81,7 +75,11 @@ CREATE TEMP TABLE IF NOT EXISTS news2_staging (
 ) ON COMMIT DELETE ROWS
 """
 
-COPY_SCORES = "COPY news2_staging FROM STDIN"
+COPY_SCORES = "COPY news2_staging FROM STDIN (FORMAT BINARY)"
+SCORE_TYPES = [
+    "uuid", "timestamptz", "uuid", "text", "int2", "text", "bool", "int2", "text", "int2",
+    "jsonb", "jsonb", "timestamptz", "jsonb",
+]  # fmt: skip
 
 UPSERT_SCORES = """
 INSERT INTO news2_scores (patient_key, effective, id, organisation, total, band, red_flag,
@@ -106,7 +104,7 @@ WHERE (news2_scores.total, news2_scores.band, news2_scores.red_flag, news2_score
 UPSERT_SCORE_OBSERVATIONS = """
 INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit, source,
                           organisation, received, resource)
-SELECT id, patient_key, 'http://snomed.info/sct', '1104051000000101', effective, total,
+SELECT id, patient_key, 'http://snomed.info/sct', %(news2_code)s, effective, total,
        '{score}', 'news2', organisation, %(now)s, resource
 FROM news2_staging
 ON CONFLICT (id, effective) DO UPDATE SET
@@ -167,7 +165,7 @@ WITH overdue AS (
     FROM patient_settings s
     CROSS JOIN LATERAL (
         SELECT max(o.effective) AS seen FROM observations o
-        WHERE o.patient_key = s.patient_key AND o.code <> '1104051000000101') last
+        WHERE o.patient_key = s.patient_key AND o.code <> %(news2_code)s) last
     WHERE s.expected_interval_minutes IS NOT NULL
       AND coalesce(last.seen, s.set_at)
           < %(now)s - make_interval(mins => s.expected_interval_minutes)

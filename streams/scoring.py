@@ -24,7 +24,6 @@ import news2
 from news2 import EscalationPolicy
 
 __all__ = [
-    "ACVPU_SNOMED",
     "CONTEXT_PARAMETERS",
     "PARAMETERS",
     "AlertDecision",
@@ -32,7 +31,6 @@ __all__ = [
     "Reading",
     "ScoredSet",
     "decide_alerts",
-    "parameter_of",
     "score_sets",
     "score_times",
     "select_inputs",
@@ -42,28 +40,8 @@ PARAMETERS = (
     "respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness", "temperature",
 )  # fmt: skip
 CONTEXT_PARAMETERS = frozenset({"consciousness", "on_oxygen"})
-ACVPU_SNOMED = "1104441000000107"
 _SCORE_NAMESPACE = uuid.UUID("3d6f1b7e-9c4a-4f0e-b1d2-5e8a7c6b4f21")
 _ALERT_NAMESPACE = uuid.UUID("8a2e4c6d-1f3b-4d5e-9a7c-2b4d6f8e0a13")
-
-# Canonical code → NEWS2 parameter; oxygen status codes are read by `_oxygen_value`.
-_PARAMETER_BY_CODE = {
-    "9279-1": "respiration_rate",
-    "2708-6": "spo2",
-    "59408-5": "spo2",
-    "8480-6": "systolic_bp",  # standalone, or the component of a blood pressure panel
-    "8867-4": "pulse",
-    "8310-5": "temperature",
-    ACVPU_SNOMED: "consciousness",
-    "3151-8": "on_oxygen",  # inhaled O2 flow rate: > 0 L/min means oxygen
-    "3150-0": "on_oxygen",  # inhaled O2 concentration: > 21 % means oxygen
-    "722742002": "on_oxygen",  # breathing room air
-}
-
-
-def parameter_of(code: str) -> str | None:
-    """Return the NEWS2 parameter a canonical code feeds, or None."""
-    return _PARAMETER_BY_CODE.get(code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +108,12 @@ def score_times(
     of the parameter, so it is scored again (late data).
     """
     new = list(new)
+    if not new:
+        return []
     affected = {t for t, _ in new}
+    first, last = min(t for t, _ in new), max(t + window for t, window in new)
     for when in set(existing):
-        if any(t < when <= t + window for t, window in new):
+        if first < when <= last and any(t < when <= t + window for t, window in new):
             affected.add(when)
     return sorted(affected)
 

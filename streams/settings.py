@@ -19,10 +19,12 @@ class StreamsSettings(BaseSettings):
     app_id: str = "malestrom-streams"
     # Group join takes about half the session timeout; the embedded mode and tests use ~6 s.
     broker_session_timeout: float = 10.0
-    batch_size: int = 500
-    # Longest time the broker may hold an empty fetch (faust's own default is 1500 ms).
+    batch_size: int = 2000  # readings per batch
+    # Backfill batches while live readings arrive: a live batch may wait for one of these.
+    backfill_batch_size: int = 200
+    # Longest time the broker may hold an empty fetch (librdkafka's default is 500 ms).
     fetch_max_wait_ms: int = 100
-    batch_within: float = 0.1
+    batch_within: float = 0.02  # how long a lane waits to fill a batch: part of the latency
     log_level: str = "warn"
     # How often escalation of unacknowledged alerts and missing measurements are checked.
     alert_check_interval: float = 5.0

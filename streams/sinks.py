@@ -24,9 +24,20 @@ from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
+from ingestion.measurement import Measurement
+from ingestion.news2_inputs import ACVPU_CODE, BP_PANEL_CODE, SYSTOLIC_CODE
+from ingestion.rendering import code_system_of, components_of, to_observation
 from streams.partitions import ensure_days
 
-__all__ = ["ObservationRow", "ObservationSink", "Sink", "observation_row"]
+__all__ = [
+    "JsonbTextDumper",
+    "ObservationRow",
+    "ObservationSink",
+    "Sink",
+    "UuidDumper",
+    "measurement_row",
+    "observation_row",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,53 +45,50 @@ _STAGING_SQL = """
 CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     id text, patient_key text, patient_system text, patient_value text, code_system text,
     code text, effective timestamptz, value double precision, unit text, components text,
-    device text, source text, organisation text, received timestamptz, resource text
+    device text, source text, organisation text, received timestamptz, resource text,
+    systolic double precision, acvpu text, on_oxygen boolean, client_id text,
+    client_organisation text
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS malestrom_copied (
-    id text, patient_key text, patient_system text, patient_value text, code_system text,
-    code text, effective timestamptz, value double precision, unit text
-) ON COMMIT DELETE ROWS
 """
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
 _STAGING_TYPES = [
     "text", "text", "text", "text", "text", "text", "timestamptz", "float8", "text", "text",
-    "text", "text", "text", "timestamptz", "text",
+    "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text", "text",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
-# The fast path: the columns the latest values and rollups need, then the rows themselves
-# straight into observations (COPY inserts many rows per call, INSERT … SELECT one by one).
+# The fast path: the rows straight into observations (COPY inserts many rows per call,
+# INSERT … SELECT one by one), then the latest values and rollups the writer worked out.
 _SAVEPOINT_SQL = "SAVEPOINT malestrom_copy"
 _ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT malestrom_copy"
-_RELEASE_SQL = "RELEASE SAVEPOINT malestrom_copy"
-_COPIED_SQL = "COPY malestrom_copied FROM STDIN (FORMAT BINARY)"
-_COPIED_TYPES = _STAGING_TYPES[:9]
 _OBSERVATIONS_COPY_SQL = """
 COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
-                   device, source, organisation, received, resource) FROM STDIN (FORMAT BINARY)
+                   device, source, organisation, received, resource, systolic, acvpu,
+                   on_oxygen, client_id, client_organisation) FROM STDIN (FORMAT BINARY)
 """
 _OBSERVATIONS_TYPES = [
     "uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text", "text",
-    "text", "timestamptz", "jsonb",
+    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text", "text",
 ]  # fmt: skip
 _PATIENTS_SQL = """
 INSERT INTO patients (patient_key, identifier_system, identifier_value)
 SELECT DISTINCT patient_key::uuid, patient_system, patient_value FROM {staging}
 ORDER BY 1 ON CONFLICT DO NOTHING
 """
+_NEW_PATIENTS_SQL = """
+INSERT INTO patients (patient_key, identifier_system, identifier_value)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING
+"""
 _KNOWN_PATIENTS = 100_000  # patients the writer remembers as stored, to skip their upsert
 # Only rows actually inserted move the latest values and the rollups, so a replayed batch, which
 # inserts nothing, changes nothing: on the fast path every copied row (the COPY fails whole on a
 # duplicate), on the replay path the rows the INSERT returned.
-_COPIED_ROWS = """
-    SELECT id::uuid AS id, patient_key::uuid AS patient_key, code_system, code, effective,
-           value, unit
-    FROM malestrom_copied
-"""
 _RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
-                              components, device, source, organisation, received, resource)
+                              components, device, source, organisation, received, resource,
+                              systolic, acvpu, on_oxygen, client_id, client_organisation)
     SELECT id::uuid, patient_key::uuid, code_system, code, effective, value, unit,
-           components::jsonb, device, source, organisation, received, resource::jsonb
+           components::jsonb, device, source, organisation, received, resource::jsonb,
+           systolic, acvpu, on_oxygen, client_id, client_organisation
     FROM malestrom_staging
     ON CONFLICT DO NOTHING
     RETURNING id, patient_key, code_system, code, effective, value, unit
@@ -113,23 +121,86 @@ _ROLLUPS = """, hourly AS (
 )"""
 
 
+# On the fast path every copied row was inserted (the COPY fails whole on a duplicate), so the
+# writer sends the batch's newest value per code and its hourly deltas, worked out in Python,
+# sorted so that concurrent writers lock the latest rows in one order.
+_FAST_LATEST = """
+INSERT INTO observations_latest AS l (patient_key, code_system, code, effective, id, value, unit)
+SELECT * FROM json_to_recordset(%(latest)s::json) AS x(
+    patient_key uuid, code_system text, code text, effective timestamptz, id uuid,
+    value double precision, unit text)
+ON CONFLICT (patient_key, code, code_system) DO UPDATE
+SET effective = EXCLUDED.effective, id = EXCLUDED.id, value = EXCLUDED.value,
+    unit = EXCLUDED.unit
+WHERE (EXCLUDED.effective, EXCLUDED.id) > (l.effective, l.id)
+"""
+_FAST_HOURLY = """
+INSERT INTO observations_hourly (patient_key, code_system, code, bucket, n, total, minimum, maximum)
+SELECT * FROM json_to_recordset(%(hourly)s::json) AS x(
+    patient_key uuid, code_system text, code text, bucket timestamptz, n bigint,
+    total double precision, minimum double precision, maximum double precision)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class _Statements:
     """The writer's last statements for one engine (with rollups, or left to continuous
-    aggregates); each ends the transaction, so the commit costs no round trip of its own."""
+    aggregates)."""
 
-    fast: str  # after the COPY into observations succeeded
-    replay: str  # after it failed on a duplicate
+    fast: str  # after the COPY into observations succeeded; takes the `_Deltas` as parameters
+    replay: str  # after it failed on a duplicate; ends the transaction
+    rollups: bool
 
     @classmethod
     def build(cls, *, rollups: bool) -> _Statements:
         more = _ROLLUPS if rollups else ""
-        fast = _MAINTAIN_SQL.format(inserted=_COPIED_ROWS, rollups=more)
         replay = _MAINTAIN_SQL.format(inserted=_RETURNED_ROWS, rollups=more)
+        fast = f"WITH latest AS ({_FAST_LATEST}) {_FAST_HOURLY}" if rollups else _FAST_LATEST
         return cls(
-            fast=f"{_RELEASE_SQL}; {fast}; COMMIT",
+            fast=fast,
             replay=f"{_PATIENTS_SQL.format(staging='malestrom_staging')}; {replay}; COMMIT",
+            rollups=rollups,
         )
+
+
+def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, str]:
+    """The newest row per patient and code, and the hourly rollup deltas, of inserted rows."""
+    latest: dict[tuple[str, str, str], ObservationRow] = {}
+    hourly: dict[tuple[str, str, str, dt.datetime], list[float]] = {}
+    for r in rows:
+        key = (r.patient_key, r.code, r.code_system)
+        seen = latest.get(key)
+        if seen is None or (r.effective, r.id) > (seen.effective, seen.id):
+            latest[key] = r
+        if rollups and r.value is not None:
+            hour = r.effective.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+            bucket = hourly.get((r.patient_key, r.code_system, r.code, hour))
+            if bucket is None:
+                hourly[(r.patient_key, r.code_system, r.code, hour)] = [
+                    1,
+                    r.value,
+                    r.value,
+                    r.value,
+                ]
+            else:
+                bucket[0] += 1
+                bucket[1] += r.value
+                bucket[2] = min(bucket[2], r.value)
+                bucket[3] = max(bucket[3], r.value)
+    # As JSON, serialised in one call by orjson: psycopg's array dumpers cost more per value.
+    news = [latest[k] for k in sorted(latest)]
+    fields = ("patient_key", "code_system", "code", "effective", "id", "value", "unit")
+    sums = ("n", "total", "minimum", "maximum")
+    return {
+        "latest": orjson.dumps([{f: getattr(r, f) for f in fields} for r in news]).decode(),
+        "hourly": orjson.dumps(
+            [
+                {"patient_key": k[0], "code_system": k[1], "code": k[2], "bucket": k[3]}
+                | dict(zip(sums, v, strict=True))
+                for k, v in sorted(hourly.items())
+            ]
+        ).decode(),
+    }
 
 
 _LAYOUT_SQL = """
@@ -141,7 +212,12 @@ FROM storage_layout
 
 @dataclass(frozen=True, slots=True)
 class ObservationRow:
-    """The columns of one stored Observation; ``resource`` is its JSON text."""
+    """The columns of one stored Observation; ``resource`` is its JSON text.
+
+    ``systolic``, ``acvpu`` and ``on_oxygen`` are the NEWS2 inputs the scorer reads
+    (`ingestion.news2_inputs`); ``source`` is the format or template, ``client_id`` and
+    ``client_organisation`` the system that sent it (from its access token).
+    """
 
     id: str
     patient_key: str
@@ -158,6 +234,11 @@ class ObservationRow:
     organisation: str | None
     received: dt.datetime
     resource: str
+    systolic: float | None = None
+    acvpu: str | None = None
+    on_oxygen: bool | None = None
+    client_id: str | None = None
+    client_organisation: str | None = None
 
 
 class Sink(Protocol):
@@ -167,8 +248,41 @@ class Sink(Protocol):
         """Durably write every row, or raise."""
 
 
+def measurement_row(m: Measurement, resource: str | None = None) -> ObservationRow:
+    """The stored row of a measurement: its columns as they are, and its Observation as the
+    edge rendered it (``resource``, JSON text), or rendered here for a record without one."""
+    if resource is None:
+        resource = orjson.dumps(to_observation(m)).decode()
+    systolic = None
+    if m.code == BP_PANEL_CODE:
+        systolic = next((c.value for c in m.components if c.code == SYSTOLIC_CODE), None)
+    return ObservationRow(
+        id=m.id,
+        patient_key=m.patient_key,
+        patient_system=m.patient_system,
+        patient_value=m.patient_value,
+        code_system=code_system_of(m),
+        code=m.code,
+        effective=m.effective,
+        value=m.value,
+        unit=m.unit,
+        components=orjson.dumps(components_of(m)).decode() if m.components else None,
+        device=m.device,
+        source=m.source,
+        organisation=m.organisation,
+        received=m.received,
+        resource=resource,
+        systolic=systolic,
+        acvpu=m.value_code if m.code == ACVPU_CODE else None,
+        on_oxygen=m.on_oxygen,
+        client_id=m.client_id,
+        client_organisation=m.client_organisation,
+    )
+
+
 def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
-    """Extract the stored columns from a normalised Observation (as rendered by ingestion).
+    """Extract the stored columns from a normalised Observation from elsewhere (a test, a bench,
+    an import); the worker stores `measurement_row` instead and parses nothing back.
 
     Raises:
         InvalidReadingError: the bytes are not a normalised Observation.
@@ -191,7 +305,7 @@ def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
             unit=quantity.get("code"),
             components=orjson.dumps(components).decode() if components else None,
             device=(obs.get("device") or {}).get("identifier", {}).get("value"),
-            source="fhir",
+            source="fhir",  # what a foreign Observation is; a Measurement keeps its own
             organisation=_organisation(obs),
             received=dt.datetime.fromisoformat(obs["issued"]),
             resource=resource_json.decode(),
@@ -222,7 +336,7 @@ def _organisation(obs: dict[str, Any]) -> str | None:
     return None
 
 
-class _UuidDumper(Dumper):
+class UuidDumper(Dumper):
     """A uuid as its 16 bytes, from the text the rows carry (or a `uuid.UUID`)."""
 
     format = Format.BINARY
@@ -232,14 +346,14 @@ class _UuidDumper(Dumper):
         return obj.bytes if isinstance(obj, uuid.UUID) else bytes.fromhex(obj.replace("-", ""))
 
 
-class _JsonbDumper(Dumper):
+class JsonbTextDumper(Dumper):
     """JSON text as binary jsonb, without parsing and re-serialising it in Python."""
 
     format = Format.BINARY
     oid = postgres.types["jsonb"].oid
 
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()
+    def dump(self, obj: str | bytes) -> bytes:
+        return b"\x01" + (obj if isinstance(obj, bytes) else obj.encode())
 
 
 class ObservationSink:
@@ -285,27 +399,28 @@ class ObservationSink:
         statements: _Statements,
         rows: Sequence[ObservationRow],
     ) -> None:
-        # The fast path: the few columns the latest values and rollups need into staging, then
-        # the rows straight into observations by COPY (which inserts many rows per call, where
-        # INSERT … SELECT inserts one by one), in as few round trips as possible: the per-batch
+        # The fast path: the rows straight into observations by COPY, then the latest values
+        # and rollup deltas from Python, in as few round trips as possible: the per-batch
         # overhead is what makes a writer slower than a bare COPY.
         async with conn.cursor() as cur:
-            cur.adapters.register_dumper(None, _UuidDumper)
-            cur.adapters.register_dumper(None, _JsonbDumper)
-            # The savepoint by hand, so that it travels with the statements before the COPYs.
+            cur.adapters.register_dumper(None, UuidDumper)
+            cur.adapters.register_dumper(None, JsonbTextDumper)
+            # The savepoint by hand, so that it travels with the statements before the COPY.
             await cur.execute(
                 f"SET LOCAL statement_timeout = {self._statement_timeout_ms}; {_STAGING_SQL};"
                 f" {_SAVEPOINT_SQL}"
             )
-            async with cur.copy(_COPIED_SQL) as copy:
-                copy.set_types(_COPIED_TYPES)
-                for r in rows:
-                    await copy.write_row(
-                        (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
-                         r.code, r.effective, r.value, r.unit)
-                    )  # fmt: skip
-            if not all(r.patient_key in self._patients for r in rows):
-                await cur.execute(_PATIENTS_SQL.format(staging="malestrom_copied"))
+            new = {r.patient_key: r for r in rows if r.patient_key not in self._patients}
+            if new:
+                people = [new[k] for k in sorted(new)]
+                await cur.execute(
+                    _NEW_PATIENTS_SQL,
+                    (
+                        [p.patient_key for p in people],
+                        [p.patient_system for p in people],
+                        [p.patient_value for p in people],
+                    ),
+                )
             try:
                 async with cur.copy(_OBSERVATIONS_COPY_SQL) as copy:
                     copy.set_types(_OBSERVATIONS_TYPES)
@@ -313,7 +428,8 @@ class ObservationSink:
                         await copy.write_row(
                             (r.id, r.patient_key, r.code_system, r.code, r.effective, r.value,
                              r.unit, r.components, r.device, r.source, r.organisation,
-                             r.received, r.resource)
+                             r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
+                             r.client_id, r.client_organisation)
                         )  # fmt: skip
             except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
                 # A replay, a duplicate within the batch, or a patient gone since it was seen.
@@ -321,7 +437,8 @@ class ObservationSink:
                 self._patients.clear()
                 await self._replay(cur, statements.replay, rows)
             else:
-                await cur.execute(statements.fast)
+                await cur.execute(statements.fast, _deltas(rows, rollups=statements.rollups))
+                await cur.execute("COMMIT")
 
     @staticmethod
     async def _replay(
@@ -334,7 +451,8 @@ class ObservationSink:
                 await copy.write_row(
                     (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
                      r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
-                     r.organisation, r.received, r.resource)
+                     r.organisation, r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
+                     r.client_id, r.client_organisation)
                 )  # fmt: skip
         await cur.execute(replay_sql)
 

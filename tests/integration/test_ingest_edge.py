@@ -169,7 +169,8 @@ def test_broker_down_answers_503_and_the_retry_lands_once(
             assert {e["response"]["status"] for e in up.json()["entry"]} == {"201 Created"}
             again = client.post("/fhir", content=body, headers=FHIR).json()["entry"]
             assert {e["response"]["status"] for e in again} == {"200 OK"}
-            ids = [from_json(v).id for v in _readings(bootstrap, topics.readings)]
+            # Measured days before they were sent: the backfill lane.
+            ids = [from_json(v).id for v in _readings(bootstrap, topics.backfill)]
             assert sorted(ids) == sorted(
                 e["response"]["location"].removeprefix("Observation/") for e in again
             )

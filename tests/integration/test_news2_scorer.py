@@ -16,7 +16,7 @@ from api import alerting
 from ingestion.identifiers import FNR_SYSTEM, patient_key
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
-from streams.agents import Envelope, normalise_batch, persist_batch
+from streams.agents import Envelope, process_batch
 from streams.scorer import News2Scorer
 from streams.sinks import ObservationSink
 from tests.helpers import fresh_fnr
@@ -80,24 +80,16 @@ class Stage:
         """Store and score readings taken at ``at`` (keyword: parameter=value)."""
         self.now = max(self.now, at)
         resources = [self._resource(name, value, at) for name, value in readings.items()]
-        await self.replay(await self._normalised(resources))
+        await self.replay(self._readings(resources))
 
     async def replay(self, batch: list[Envelope]) -> None:
-        await persist_batch(batch, sink=self.sink, dead_letter=_refuse)
-        await self.scorer.score_batch(batch)
+        await process_batch(batch, sink=self.sink, scorer=self.scorer, dead_letter=_refuse)
 
-    async def _normalised(self, resources: list[dict[str, Any]]) -> list[Envelope]:
-        readings = [
+    def _readings(self, resources: list[dict[str, Any]]) -> list[Envelope]:
+        return [
             Envelope(m.patient_key.encode(), to_json(m), {}, "readings", 0, i)
             for i, m in enumerate(parse_observation(r, received=self.now) for r in resources)
         ]
-        out: Records = []
-
-        async def emit(records: Sequence[Any]) -> None:
-            out.extend(records)
-
-        await normalise_batch(readings, emit=emit, dead_letter=_refuse)
-        return [Envelope(k, v, {}, "observations", 0, i) for i, (k, v, _) in enumerate(out)]
 
     def _resource(self, name: str, value: Any, at: dt.datetime) -> dict[str, Any]:
         resource: dict[str, Any] = {
@@ -261,7 +253,7 @@ async def test_replaying_a_batch_duplicates_no_score_and_no_alert(stage: Stage) 
     """At-least-once: scoring the same stored batch again changes nothing."""
     await stage.settings(long_term_oxygen=False)
     await stage.send(minutes(0), **NORMAL_SET)
-    batch = await stage._normalised([stage._resource("respiration_rate", 26, minutes(5))])
+    batch = stage._readings([stage._resource("respiration_rate", 26, minutes(5))])
     await stage.replay(batch)
     before = (await stage.scores(), await stage.alerts())
     await stage.replay(batch)
@@ -321,3 +313,70 @@ async def test_news2_trends_are_computed_from_the_stored_scores(stage: Stage) ->
             segments=plan_segments(minutes(-60), minutes(120), grains),
         )
     assert [(start, n, total) for start, n, total, _, _ in rows] == [(T0, 2, 3.0)]
+
+
+async def test_a_settings_change_reaches_the_next_batch_of_a_known_patient(stage: Stage) -> None:
+    """State is kept per patient, but settings are read with each batch: a change applies."""
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **(NORMAL_SET | {"spo2": 94}))  # scale 1: SpO2 94 scores 1
+    await stage.settings(spo2_scale=2, long_term_oxygen=True)
+    await stage.send(minutes(1), pulse=70)  # scale 2 on oxygen: 94 scores 1, oxygen 2
+    assert [(s["total"], s["band"]) for s in await stage.scores()] == [(1, "low"), (3, "low")]
+
+
+async def test_a_resolved_alert_lets_the_next_red_score_raise_a_new_one(stage: Stage) -> None:
+    """The open alert is read with each batch: once a nurse resolves it, a new one can rise."""
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **NORMAL_SET)
+    await stage.send(minutes(1), respiration_rate=26)
+    async with stage.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE alerts SET status = 'resolved' WHERE patient_key = %s", (stage.key,)
+        )
+    await stage.send(minutes(2), respiration_rate=16)
+    await stage.send(minutes(3), respiration_rate=27)
+    assert [a["status"] for a in await stage.alerts()] == ["resolved", "open"]
+
+
+async def test_a_new_owner_continues_from_the_database(stage: Stage) -> None:
+    """A restarted worker (a fresh scorer) loads the patient on first sight: a late reading
+    still corrects the newer score it did not compute itself."""
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **NORMAL_SET)
+    await stage.send(minutes(30), pulse=70)
+    stage.scorer = News2Scorer(
+        stage.pool, emit_scores=_collect, emit_alerts=_collect, clock=lambda: stage.now
+    )
+    await stage.send(minutes(20), temperature=39.2)
+    assert [(s["effective"], s["total"]) for s in await stage.scores()] == [
+        (minutes(0), 0),
+        (minutes(20), 2),
+        (minutes(30), 2),
+    ]
+
+
+async def test_a_reading_older_than_the_state_covers_is_scored_from_the_database(
+    stage: Stage,
+) -> None:
+    """After two days of readings, one from the first day loads that day back and re-scores."""
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **NORMAL_SET)
+    await stage.send(minutes(10), pulse=70)
+    await stage.send(minutes(3 * 24 * 60), **NORMAL_SET)  # the state now covers the last days
+    await stage.send(minutes(5), temperature=39.2)  # late by three days
+    totals = {s["effective"]: s["total"] for s in await stage.scores()}
+    assert (totals[minutes(5)], totals[minutes(10)]) == (2, 2)
+
+
+async def test_forgetting_a_partition_drops_its_patients_and_reloads_them(stage: Stage) -> None:
+    """After a revocation the state is gone; the next batch loads it again and scores the same."""
+    await stage.settings(long_term_oxygen=False)
+    await stage.send(minutes(0), **NORMAL_SET)
+    stage.scorer.forget([0])
+    await stage.send(minutes(5), respiration_rate=26)
+    assert [s["total"] for s in await stage.scores()] == [0, 3]
+    assert len(await stage.alerts()) == 1
+
+
+async def _collect(records: Sequence[Any]) -> None:
+    return None

@@ -1,9 +1,10 @@
 """One reading's whole path against the real broker and database:
-HTTP → readings.v1 → Faust normalise → observations.v1 → Faust persist → PostgreSQL → search.
+HTTP → readings.v1 (or the backfill lane) → the worker stores and scores → PostgreSQL → search.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -81,3 +82,17 @@ def test_search_post_form_matches_get(api: TestClient) -> None:
     got = api.get("/fhir/Observation", params=form)
     assert posted.status_code == got.status_code == 200
     assert posted.json()["entry"] == got.json()["entry"]
+
+
+def test_live_and_backfill_lanes_both_reach_the_database(api: TestClient) -> None:
+    """A reading measured now (live lane) and one measured two days ago (backfill lane) are
+    both stored by the worker, whichever lane carried them."""
+    fnr = fresh_fnr()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    body = bundle(
+        observation(fnr=fnr, value=61, effective=now.isoformat()),
+        observation(fnr=fnr, value=62, effective=(now - dt.timedelta(days=2)).isoformat()),
+    )
+    assert api.post("/fhir", content=orjson.dumps(body), headers=FHIR).status_code == 200
+    values = lambda: sorted(e["resource"]["valueQuantity"]["value"] for e in _stored(api, fnr))  # noqa: E731
+    eventually(lambda: values() == [61, 62], timeout=60, what="both lanes stored")

@@ -1,18 +1,17 @@
-"""The streams agents' batch work, in memory: normalise, persist, dead-letter, retry."""
+"""The worker's batch work, in memory: store, score, and the one error policy of every stage."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
 
-import orjson
 import psycopg
 import pytest
 
-from ingestion.exceptions import DatabaseUnavailableError
+from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
-from streams.agents import Envelope, normalise_batch, persist_batch
+from streams.agents import Envelope, Policy, Stored, policy_for, process_batch
 from streams.sinks import ObservationRow
 from tests.helpers import RECEIVED, observation
 
@@ -23,8 +22,9 @@ def _envelope(value: bytes, offset: int = 0, key: bytes = b"k") -> Envelope:
     return Envelope(key, value, {"correlation-id": b"c1"}, "readings", 0, offset)
 
 
-def _reading(value: float = 72) -> bytes:
-    return to_json(parse_observation(observation(value=value), received=RECEIVED))
+def _reading(value: float = 72, minute: int = 0) -> bytes:
+    at = f"2026-11-26T08:{minute:02d}:00+01:00"
+    return to_json(parse_observation(observation(value=value, effective=at), received=RECEIVED))
 
 
 class Collect:
@@ -38,64 +38,112 @@ class Collect:
 
 
 class FlakySink:
-    """A sink that is unavailable a number of times, refuses some ids, and records writes."""
+    """A sink that is unavailable a number of times, refuses some values, and records writes."""
 
-    def __init__(self, *, unavailable: int = 0, refuse: set[str] | None = None) -> None:
+    def __init__(self, *, unavailable: int = 0, refuse: float | None = None) -> None:
         self.unavailable = unavailable
-        self.refuse = refuse or set()
+        self.refuse = refuse
         self.rows: list[ObservationRow] = []
 
     async def write(self, rows: Sequence[ObservationRow]) -> None:
         if self.unavailable:
             self.unavailable -= 1
             raise DatabaseUnavailableError("down", retry_after=0.01)
-        if any(r.id in self.refuse for r in rows):
+        if any(r.value == self.refuse for r in rows):
             raise psycopg.errors.DataError("refused")
         self.rows += rows
 
 
-def test_normalise_emits_fhir_and_dead_letters_garbage() -> None:
-    """Good readings become Observations; a broken record goes to the DLQ with stage and bytes."""
-    emit, dlq = Collect(), Collect()
-    batch = [_envelope(_reading(), 0), _envelope(b"garbage", 1)]
-    asyncio.run(normalise_batch(batch, emit=emit, dead_letter=dlq))
-    assert [orjson.loads(v)["resourceType"] for _, v, _ in emit.records] == ["Observation"]
-    assert emit.records[0][2]["correlation-id"] == b"c1"
+class Scorer:
+    """A scorer that records what it was given, and fails on a value if told to."""
+
+    def __init__(self, *, fail_on: float | None = None) -> None:
+        self.fail_on = fail_on
+        self.seen: list[float | None] = []
+
+    async def score_batch(self, stored: Sequence[Stored]) -> int:
+        if any(row.value == self.fail_on for _, row in stored):
+            raise ValueError("a bug")
+        self.seen += [row.value for _, row in stored]
+        return len(stored)
+
+
+def _run(batch: list[Envelope], sink: FlakySink, scorer: Scorer, dlq: Collect) -> None:
+    asyncio.run(process_batch(batch, sink=sink, scorer=scorer, dead_letter=dlq))
+
+
+def test_readings_are_stored_with_their_rendered_observation_and_scored() -> None:
+    """Each reading becomes one stored row (source kept, FHIR rendered once) and is scored."""
+    sink, scorer, dlq = FlakySink(), Scorer(), Collect()
+    _run([_envelope(_reading(70), 0), _envelope(_reading(71, 1), 1)], sink, scorer, dlq)
+    assert [r.value for r in sink.rows] == [70, 71]
+    assert sink.rows[0].source == "fhir"
+    assert '"resourceType":"Observation"' in sink.rows[0].resource
+    assert scorer.seen == [70, 71]
+    assert dlq.records == []
+
+
+def test_garbage_is_dead_lettered_with_stage_and_bytes() -> None:
+    """A record that is not a measurement goes to the DLQ; the rest of the batch is stored."""
+    sink, scorer, dlq = FlakySink(), Scorer(), Collect()
+    _run([_envelope(_reading(70), 0), _envelope(b"garbage", 1)], sink, scorer, dlq)
+    assert [r.value for r in sink.rows] == [70]
     ((key, value, headers),) = dlq.records
     assert (key, value) == (b"k", b"garbage")
-    assert headers["dlq-stage"] == b"normalise"
-    assert headers["dlq-offset"] == b"1"
+    assert (headers["dlq-stage"], headers["dlq-offset"]) == (b"decode", b"1")
     assert headers["correlation-id"] == b"c1"
 
 
-def _observation_bytes(value: float) -> bytes:
-    emit = Collect()
-    asyncio.run(normalise_batch([_envelope(_reading(value))], emit=emit, dead_letter=Collect()))
-    return emit.records[0][1]
-
-
-def test_persist_retries_while_the_database_is_down() -> None:
+def test_storing_retries_while_the_database_is_down() -> None:
     """An unavailable database pauses the batch and retries; nothing is dead-lettered or lost."""
-    sink, dlq = FlakySink(unavailable=3), Collect()
-    batch = [_envelope(_observation_bytes(70)), _envelope(_observation_bytes(71))]
-    asyncio.run(persist_batch(batch, sink=sink, dead_letter=dlq))
+    sink, scorer, dlq = FlakySink(unavailable=3), Scorer(), Collect()
+    _run([_envelope(_reading(70), 0), _envelope(_reading(71, 1), 1)], sink, scorer, dlq)
     assert [r.value for r in sink.rows] == [70, 71]
     assert dlq.records == []
 
 
-def test_persist_isolates_a_refused_row() -> None:
-    """One row the database refuses is dead-lettered; the rest of the batch is written."""
-    good, bad = _observation_bytes(70), _observation_bytes(71)
-    sink, dlq = FlakySink(refuse={orjson.loads(bad)["id"]}), Collect()
-    asyncio.run(persist_batch([_envelope(good, 0), _envelope(bad, 1)], sink=sink, dead_letter=dlq))
-    assert [r.value for r in sink.rows] == [70]
-    assert [(h["dlq-stage"], h["dlq-offset"]) for _, _, h in dlq.records] == [(b"persist", b"1")]
+def test_a_refused_row_is_isolated_and_not_scored() -> None:
+    """One row the database refuses is dead-lettered at persist; the others are stored, scored."""
+    batch = [_envelope(_reading(70 + i, i), i) for i in range(5)]
+    sink, scorer, dlq = FlakySink(refuse=72), Scorer(), Collect()
+    _run(batch, sink, scorer, dlq)
+    assert sorted(r.value or 0 for r in sink.rows) == [70, 71, 73, 74]
+    assert sorted(scorer.seen, key=lambda v: v or 0) == [70, 71, 73, 74]
+    assert [(h["dlq-stage"], h["dlq-offset"]) for _, _, h in dlq.records] == [(b"persist", b"2")]
 
 
-@pytest.mark.parametrize("garbage", [b"{}", b"[1]", b"not json"])
-def test_persist_dead_letters_what_is_not_an_observation(garbage: bytes) -> None:
-    """A record that is not a normalised Observation is dead-lettered, not written."""
-    sink, dlq = FlakySink(), Collect()
-    asyncio.run(persist_batch([_envelope(garbage)], sink=sink, dead_letter=dlq))
-    assert sink.rows == []
-    assert dlq.records[0][1] == garbage
+def test_a_reading_the_scorer_fails_on_is_dead_lettered_at_score() -> None:
+    """A bug on one reading dead-letters that reading at the score stage, not the batch."""
+    batch = [_envelope(_reading(70 + i, i), i) for i in range(4)]
+    sink, scorer, dlq = FlakySink(), Scorer(fail_on=73), Collect()
+    _run(batch, sink, scorer, dlq)
+    assert len(sink.rows) == 4
+    assert [(h["dlq-stage"], h["dlq-offset"]) for _, _, h in dlq.records] == [(b"score", b"3")]
+
+
+@pytest.mark.parametrize(
+    ("error", "policy"),
+    [
+        (DatabaseUnavailableError("down"), Policy.RETRY),
+        (InvalidReadingError("bad"), Policy.DEAD_LETTER),
+        (ValueError("a bug"), Policy.DEAD_LETTER),
+        (psycopg.errors.DataError("refused"), Policy.DEAD_LETTER),
+        (psycopg.errors.UndefinedColumn("not migrated"), Policy.STOP),
+    ],
+)
+def test_the_error_policy_names_what_each_failure_does(error: Exception, policy: Policy) -> None:
+    """Unavailable → retry; bad data or a bug → dead-letter; a broken deployment → stop."""
+    assert policy_for(error) is policy
+
+
+def test_a_broken_deployment_stops_the_worker() -> None:
+    """A database without the expected schema stops the batch instead of dead-lettering it."""
+
+    class Unmigrated(FlakySink):
+        async def write(self, rows: Sequence[ObservationRow]) -> None:
+            raise psycopg.errors.UndefinedColumn("column systolic does not exist")
+
+    dlq = Collect()
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        _run([_envelope(_reading())], Unmigrated(), Scorer(), dlq)
+    assert dlq.records == []

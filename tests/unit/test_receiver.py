@@ -8,6 +8,7 @@ error (or correction warning) must point at.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from ingestion.exceptions import BrokerUnavailableError
 from ingestion.known import RecentIds
 from ingestion.measurement import from_json
 from ingestion.publisher import Record
-from tests.helpers import SYNTHETIC_FNR, bundle, corpus, load_fixture, observation
+from tests.helpers import SYNTHETIC_FNR, bundle, corpus, fresh_fnr, load_fixture, observation
 from tests.unit.offline import offline_api
 
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -92,7 +93,8 @@ def test_batch_is_answered_entry_by_entry_after_publishing(
     assert answer["type"] == "batch-response"
     assert [e["fullUrl"] for e in answer["entry"]] == [e["fullUrl"] for e in body["entry"]]
     assert {e["response"]["status"] for e in answer["entry"]} == {"201 Created"}
-    assert [topic for topic, _ in publisher.published] == ["malestrom.readings.v1"] * 3
+    # Measured days before they arrive: the backfill lane.
+    assert [topic for topic, _ in publisher.published] == ["malestrom.readings-backfill.v1"] * 3
     key, value, _headers = publisher.published[0][1]
     assert from_json(value).patient_key == key.decode()
 
@@ -232,3 +234,22 @@ def test_responses_never_contain_the_identity_number_in_errors(client: TestClien
     body = bundle(observation(fnr=SYNTHETIC_FNR[:-1] + "0"))
     text = _post(client, body).text
     assert SYNTHETIC_FNR[:-1] + "0" not in text
+
+
+@pytest.mark.parametrize(
+    ("age", "topic"),
+    [
+        (dt.timedelta(minutes=1), "malestrom.readings.v1"),
+        (dt.timedelta(minutes=59), "malestrom.readings.v1"),
+        (dt.timedelta(minutes=61), "malestrom.readings-backfill.v1"),
+        (dt.timedelta(days=3), "malestrom.readings-backfill.v1"),
+    ],
+)
+def test_readings_old_on_arrival_take_the_backfill_lane(
+    client: TestClient, publisher: FakePublisher, age: dt.timedelta, topic: str
+) -> None:
+    """A reading measured more than an hour before it arrives goes to the backfill topic."""
+    at = (dt.datetime.now(dt.UTC) - age).isoformat()
+    response = _post(client, bundle(observation(effective=at, fnr=fresh_fnr())))
+    assert response.status_code == 200, response.text
+    assert [t for t, _ in publisher.published] == [topic]

@@ -1,15 +1,14 @@
 """Which observation ids malestrom already has: so that a resend answers ``200 OK``, not ``201``.
 
-Two sources, asked in order:
+Only the store can say (`KnownIds`, which the API implements against the ``observations``
+table). An id this process merely published is not "known": the broker may lose it (the
+embedded one keeps data in memory only), and a resend is the sender's only remedy, so a resend
+of anything not yet stored is published again; storage is idempotent, nothing is stored twice.
+A store that does not answer is treated as knowing nothing, for the same reason: ingestion never
+waits for the database.
 
-1. `RecentIds`, a bounded in-process memory of ids this process published. It answers for
-   resends within seconds, before the streams worker has stored the first copy.
-2. A `KnownIds` port over the store (the API implements it against the ``observations`` table).
-
-A resend that reaches another API replica within the seconds between acceptance and storage may
-still be answered ``201``: harmless, because the id is deterministic and every write is an
-idempotent upsert; nothing is stored twice. A store that does not answer is treated as knowing
-nothing, for the same reason: ingestion never waits for the database.
+`RecentIds` remembers what this process accepted, so that a read of a just-accepted id can wait
+for its storage instead of answering 404.
 """
 
 from __future__ import annotations

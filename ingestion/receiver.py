@@ -146,10 +146,13 @@ async def accept(
     correlation: str,
     sender: Sender | None = None,
 ) -> set[str]:
-    """Publish the measurements not already known; return the ids that were already known.
+    """Publish the measurements not already stored; return the ids that were (answered 200).
 
-    The sender (from the access token) travels with each measurement as its provenance, and
-    its organisation is noted as holding data about each patient.
+    An id counts as known only once it is stored, never because this process published it:
+    a resend of anything not yet stored is published again (storage is idempotent), so a
+    reading lost with a broker that restarted comes back with the sender's resend. The sender
+    (from the access token) travels with each measurement as its provenance, and its
+    organisation is noted as holding data about each patient.
 
     Raises:
         UnavailableError: the broker did not acknowledge; nothing may be reported accepted.
@@ -164,9 +167,7 @@ async def accept(
                 {(m.patient_key, sender.organisation) for m in measurements}
             )
     ids = [m.id for m in measurements]
-    known = receiver.recent.known(ids)
-    if receiver.known is not None and len(known) < len(ids):
-        known |= await receiver.known.known([i for i in ids if i not in known])
+    known = await receiver.known.known(ids) if receiver.known is not None else set()
     fresh = [m for m in measurements if m.id not in known]
     await _publish(receiver, fresh, correlation)
     receiver.recent.add(m.id for m in fresh)

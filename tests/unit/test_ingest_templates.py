@@ -73,16 +73,19 @@ def test_vendor_rejections_name_the_rule_or_element(
     assert SYNTHETIC_FNR[:-1] not in response.text
 
 
-def test_resending_a_vendor_payload_answers_200(
+def test_resending_a_vendor_payload_gives_the_same_observations(
     client: TestClient, publisher: FakePublisher
 ) -> None:
-    """The vendor's reading id maps to the same observations: a resend publishes nothing."""
+    """The vendor's reading id maps to the same observation ids; not yet stored, the resend is
+    published again (storage merges it)."""
     payload = orjson.dumps(load_case("Nordic hub batch of three kinds")["payload"])
     headers = {"Content-Type": "application/json"}
     first = client.post("/ingest/nordic-hub", content=payload, headers=headers)
     second = client.post("/ingest/nordic-hub", content=payload, headers=headers)
-    assert (first.status_code, second.status_code) == (201, 200)
-    assert len(publisher.published) == 3
+    assert (first.status_code, second.status_code) == (201, 201)
+    locations = [[e["response"]["location"] for e in r.json()["entry"]] for r in (first, second)]
+    assert locations[0] == locations[1]
+    assert len(publisher.published) == 6
 
 
 def test_templates_are_listed(client: TestClient) -> None:

@@ -19,8 +19,10 @@ from api.auth.principals import Principal
 from api.deps import CorrelationDep, PoolDep, ReaderDep
 from api.routes import params as p
 from api.storage import aggregate_grains, plan_segments
+from ingestion.codes import SNOMED
 from ingestion.exceptions import InvalidReadingError
 from ingestion.known import RecentIds
+from ingestion.news2_inputs import NEWS2_CODE
 from ingestion.responses import FhirResponse
 
 __all__ = ["router"]
@@ -132,6 +134,8 @@ async def lastn(
         codes = p.codes_param(params.get("code"))
         max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
         rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
+        if not codes or any(code == NEWS2_CODE for _, code in codes):
+            rows += await _latest_scores(conn, keys, max_n, seen={rid for _, rid, _ in rows})
         await _audit(conn, principal, keys, decision, "lastn", len(rows), correlation)
     base = str(request.base_url).rstrip("/")
     return FhirResponse(
@@ -239,6 +243,20 @@ async def _audit(
         decision=decision,
         count=count,
     )
+
+
+async def _latest_scores(
+    conn: Any, keys: list[str], max_n: int, *, seen: set[str]
+) -> list[tuple[str, str, str]]:
+    """The newest NEWS2 scores: derived, they are not among the latest received values, yet
+    ``$lastn`` of the NEWS2 code (or of every code) must include them."""
+    scores = await queries.search_observations(
+        conn=conn,
+        keys=keys,
+        wanted=queries.SearchFilter(codes=[(SNOMED, NEWS2_CODE)]),
+        count=max_n,
+    )
+    return [(key, rid, resource) for key, rid, resource, _ in scores if rid not in seen]
 
 
 def _supported(request: Request, params: tuple[p.Param, ...]) -> dict[str, str]:

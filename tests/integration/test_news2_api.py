@@ -135,6 +135,11 @@ def test_scores_are_fhir_observations_and_a_red_score_raises_an_alert(
     assert len(newest["derivedFrom"]) == 6
     alerts = eventually(patient.alerts, timeout=30, what="the alert")
     assert [(a["kind"], a["level"], a["status"]) for a in alerts] == [("news2", "urgent", "open")]
+    for code in ({"code": NEWS2}, {}):  # $lastn of the NEWS2 code, and of every code
+        params = {"patient.identifier": patient.fnr, **code}
+        lastn = patient.client.get("/fhir/Observation/$lastn", params=params).json()
+        ids = [e["resource"]["id"] for e in lastn["entry"]]
+        assert newest["id"] in ids
 
 
 def test_alert_lifecycle_live_stream_and_document(

@@ -115,7 +115,10 @@ async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
 
 @router.post("/fhir/Observation")
 async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
-    """Accept one Observation: 201 (or 200 for a resend) with Location, or an OperationOutcome."""
+    """Accept one Observation: 201 (or 200 when it is stored already) with ``Location`` and,
+    as FHIR servers answer a create, the resource as it is stored (``Prefer:
+    return=representation``, the default), only the OperationOutcome of corrections
+    (``return=OperationOutcome``), or nothing (``return=minimal``)."""
     headers = {CORRELATION_HEADER: correlation_of(request)}
     try:
         body = await read_json(request)
@@ -128,9 +131,33 @@ async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
         return _with_headers(unavailable_response(exc), headers)
-    headers["Location"] = f"Observation/{reading.measurement.id}"
+    measurement = _with_sender(reading.measurement, sender)
+    headers["Location"] = f"Observation/{measurement.id}"
     status = 200 if known else 201
-    return FhirResponse(operation_outcome(reading.warnings), status_code=status, headers=headers)
+    wanted = _return_preference(request.headers.get("prefer"))
+    if wanted == "minimal":
+        return Response(status_code=status, headers=headers)
+    if wanted == "OperationOutcome":
+        return FhirResponse(
+            operation_outcome(reading.warnings), status_code=status, headers=headers
+        )
+    return FhirResponse(to_observation(measurement), status_code=status, headers=headers)
+
+
+def _return_preference(prefer: str | None) -> str:
+    """``Prefer: return=…`` (RFC 7240): representation (the default), minimal or
+    OperationOutcome."""
+    for part in (prefer or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "return":
+            return value.strip().strip('"')
+    return "representation"
+
+
+def _with_sender(m: Measurement, sender: Sender | None) -> Measurement:
+    if sender is None:
+        return m
+    return replace(m, client_id=sender.client_id, client_organisation=sender.organisation)
 
 
 def correlation_of(request: Request) -> str:
@@ -158,10 +185,7 @@ async def accept(
         UnavailableError: the broker did not acknowledge; nothing may be reported accepted.
     """
     if sender is not None:
-        measurements = [
-            replace(m, client_id=sender.client_id, client_organisation=sender.organisation)
-            for m in measurements
-        ]
+        measurements = [_with_sender(m, sender) for m in measurements]
         if receiver.custody is not None and sender.organisation:
             await receiver.custody.record(
                 {(m.patient_key, sender.organisation) for m in measurements}

@@ -107,6 +107,10 @@ def test_request_corpus(client: TestClient, publisher: FakePublisher, case: dict
     response = client.post(case.get("path", "/fhir"), content=body, headers={"Content-Type": media})
     assert response.status_code == case["status"]
     answer = response.json()
+    if "entries" not in case and response.status_code < 300:  # a create: the resource, stored
+        assert answer["resourceType"] == "Observation"
+        assert response.headers["Location"] == f"Observation/{answer['id']}"
+        return
     if "entries" not in case:
         assert answer["resourceType"] == "OperationOutcome"
         assert all(i["code"] and i["diagnostics"] for i in answer["issue"])
@@ -256,3 +260,26 @@ def test_readings_old_on_arrival_take_the_backfill_lane(
     response = _post(client, bundle(observation(effective=at, fnr=fresh_fnr())))
     assert response.status_code == 200, response.text
     assert [t for t, _ in publisher.published] == [topic]
+
+
+@pytest.mark.parametrize(
+    ("prefer", "kind"),
+    [(None, "Observation"), ("return=representation", "Observation"),
+     ("return=OperationOutcome", "OperationOutcome"), ("return=minimal", None)],
+)  # fmt: skip
+def test_a_create_answers_as_the_client_prefers(
+    client: TestClient, publisher: FakePublisher, prefer: str | None, kind: str | None
+) -> None:
+    """201 with Location, and the resource as stored, the OperationOutcome, or nothing."""
+    headers = {**FHIR, **({"Prefer": prefer} if prefer else {})}
+    response = client.post(
+        "/fhir/Observation", content=orjson.dumps(observation(value=61)), headers=headers
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"].startswith("Observation/")
+    if kind is None:
+        assert response.content == b""
+    else:
+        assert response.json()["resourceType"] == kind
+    if kind == "Observation":
+        assert response.json()["valueQuantity"]["value"] == 61

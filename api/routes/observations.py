@@ -134,7 +134,7 @@ async def lastn(
         codes = p.codes_param(params.get("code"))
         max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
         rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
-        if not codes or any(code == NEWS2_CODE for _, code in codes):
+        if not codes or any(c == NEWS2_CODE and s in (None, SNOMED) for s, c in codes):
             rows += await _latest_scores(conn, keys, max_n, seen={rid for _, rid, _ in rows})
         await _audit(conn, principal, keys, decision, "lastn", len(rows), correlation)
     base = str(request.base_url).rstrip("/")

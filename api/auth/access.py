@@ -30,6 +30,8 @@ __all__ = [
     "authorise_organisation_data",
     "authorise_patients",
     "organisations_in_view",
+    "own_identifier",
+    "own_patient_key",
     "patient_access",
     "patient_key_access",
     "record_access",
@@ -177,6 +179,18 @@ async def patient_access(
     return await queries.patient_keys(conn=conn, patient=patient), decision
 
 
+def own_identifier(principal: Principal) -> str:
+    """A citizen's own patient identifier, ``system|value``, from their token's ``pid``."""
+    pid = principal.pid or ""
+    return f"{person_system(pid)}|{pid}"
+
+
+def own_patient_key(principal: Principal) -> str:
+    """A citizen's own patient key, from their token's ``pid``."""
+    pid = principal.pid or ""
+    return str(patient_key(person_system(pid), pid))
+
+
 async def patient_key_access(
     *, conn: AsyncConnection[Any], principal: Principal, key: str
 ) -> Decision:
@@ -186,8 +200,7 @@ async def patient_key_access(
         ForbiddenError: as `authorise_patients`.
     """
     if principal.kind is Kind.CITIZEN:
-        pid = principal.pid or ""
-        if key != str(patient_key(person_system(pid), pid)):
+        if key != own_patient_key(principal):
             raise ForbiddenError("a citizen can only see their own data")
         return Decision("own-data")
     return await authorise_patients(conn=conn, principal=principal, identifier_value="", keys=[key])

@@ -30,7 +30,7 @@ from api.routes import params as p
 from ingestion.exceptions import InvalidReadingError
 from ingestion.responses import FhirResponse
 
-__all__ = ["public_alert", "resume_point", "router"]
+__all__ = ["actionable", "audit_alerts", "public_alert", "resume_point", "router"]
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -74,7 +74,7 @@ async def list_alerts(
             patient_key=key,
             limit=limit,
         )
-        await _audit(conn, principal, rows, "list", correlation)
+        await audit_alerts(conn, principal, rows, "list", correlation)
     return {"alerts": [public_alert(r) for r in rows]}
 
 
@@ -104,7 +104,7 @@ async def stream(
             yield {"id": str(after), "event": "reset", "data": orjson.dumps(reset).decode()}
         async for row in feed.events(after=after, organisations=organisations):
             async with pool.connection() as conn:
-                await _audit(conn, principal, [row], "stream", correlation)
+                await audit_alerts(conn, principal, [row], "stream", correlation)
             yield {"id": str(row["event_id"]), "event": "alert", "data": _event_json(row)}
 
     # Keep-alive as an SSE comment, which EventSource clients ignore, every 15 s.
@@ -120,7 +120,7 @@ async def get_alert(
     """One alert."""
     async with pool.connection() as conn:
         row = await _visible(conn, principal, alert_id)
-        await _audit(conn, principal, [row], "read", correlation)
+        await audit_alerts(conn, principal, [row], "read", correlation)
     return public_alert(row)
 
 
@@ -135,13 +135,13 @@ async def acknowledge(
     """A nurse takes an open alert (recorded: who, from her login, and when)."""
     require_person(principal)
     async with pool.connection() as conn:
-        await _actionable(conn, principal, alert_id)
+        await actionable(conn, principal, alert_id)
         if not await alerting.acknowledge_alert(
             conn=conn, alert_id=alert_id, by=principal.actor, now=_now()
         ):
             raise InvalidReadingError("only an open alert can be acknowledged", code="conflict")
         row = await _existing(conn, alert_id)
-        await _audit(conn, principal, [row], "acknowledge", correlation)
+        await audit_alerts(conn, principal, [row], "acknowledge", correlation)
     return public_alert(row)
 
 
@@ -156,14 +156,14 @@ async def resolve(
     """A nurse closes an alert with a note (who: from her login)."""
     require_person(principal)
     async with pool.connection() as conn:
-        await _actionable(conn, principal, alert_id)
+        await actionable(conn, principal, alert_id)
         done = await alerting.resolve_alert(
             conn=conn, alert_id=alert_id, by=principal.actor, note=body.note, now=_now()
         )
         if not done:
             raise InvalidReadingError("the alert is already resolved", code="conflict")
         row = await _existing(conn, alert_id)
-        await _audit(conn, principal, [row], "resolve", correlation)
+        await audit_alerts(conn, principal, [row], "resolve", correlation)
     return public_alert(row)
 
 
@@ -185,7 +185,7 @@ async def document(
                 conn=conn, patient_key=row["patient_key"], effective=row["score_effective"]
             )
             observations = ([score] if score else []) + inputs
-        await _audit(conn, principal, [row], "export", correlation)
+        await audit_alerts(conn, principal, [row], "export", correlation)
     return FhirResponse(alert_document(row, observations, now=_now()))
 
 
@@ -253,7 +253,7 @@ async def _visible(conn: Any, principal: Principal, alert_id: str) -> dict[str, 
     return row
 
 
-async def _actionable(conn: Any, principal: Principal, alert_id: str) -> dict[str, Any]:
+async def actionable(conn: Any, principal: Principal, alert_id: str) -> dict[str, Any]:
     """The alert, when it belongs to one of the caller's organisations (acting needs more
     than a care relationship)."""
     row = await _existing(conn, alert_id)
@@ -263,7 +263,7 @@ async def _actionable(conn: Any, principal: Principal, alert_id: str) -> dict[st
     return row
 
 
-async def _audit(
+async def audit_alerts(
     conn: Any, principal: Principal, rows: list[dict[str, Any]], action: str, correlation: str
 ) -> None:
     await record_access(

@@ -13,15 +13,13 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from starlette.responses import Response, StreamingResponse
 
-from api.auth.access import Decision, record_access
-from api.auth.principals import Principal
+from api.auth.access import Decision, own_identifier, own_patient_key, record_access
 from api.deps import CitizenDep, CorrelationDep, PoolDep
 from api.routes.observations import search
 from api.routes.trends import trend_rows
-from ingestion.identifiers import patient_key, person_system
 from ingestion.responses import FHIR_JSON
 
-__all__ = ["access_log_rows", "router"]
+__all__ = ["access_entry", "access_log_rows", "export_bundle", "router"]
 
 router = APIRouter(prefix="/api/v1/me", tags=["citizen"])
 
@@ -53,7 +51,7 @@ async def my_observations(
     """The citizen's own measurements, as a searchset Bundle (``code``, ``date``, ``_count``,
     ``_sort`` and paging as in FHIR search)."""
     items = [(k, v) for k, v in request.query_params.multi_items() if k != "patient.identifier"]
-    items.append(("patient.identifier", _own(principal)))
+    items.append(("patient.identifier", own_identifier(principal)))
     return await search(
         request,
         pool,
@@ -69,7 +67,7 @@ async def my_trends(
     request: Request, pool: PoolDep, principal: CitizenDep, correlation: CorrelationDep
 ) -> Response:
     """The trend of one of the citizen's own codes (``code``, ``from``, ``to``, ``bucket``)."""
-    params = dict(request.query_params) | {"patient.identifier": _own(principal)}
+    params = dict(request.query_params) | {"patient.identifier": own_identifier(principal)}
     return await trend_rows(params, pool, principal=principal, correlation=correlation)
 
 
@@ -82,7 +80,7 @@ async def my_access_log(
 ) -> dict[str, Any]:
     """Who has seen the citizen's data: when, who, which organisation, and why (as on
     Helsenorge's tilgangslogg; no internal free text)."""
-    key = _key(principal)
+    key = own_patient_key(principal)
     async with pool.connection() as conn:
         rows = await access_log_rows(conn=conn, key=key, limit=limit)
         await record_access(
@@ -90,26 +88,26 @@ async def my_access_log(
             resource="AuditEvent", correlation_id=correlation, decision=Decision("own-data"),
             count=len(rows),
         )  # fmt: skip
-    return {"entries": [_access_entry(r) for r in rows]}
+    return {"entries": [access_entry(r) for r in rows]}
 
 
 @router.get("/export", response_class=Response)
 async def my_export(pool: PoolDep, principal: CitizenDep, correlation: CorrelationDep) -> Response:
     """All the citizen's data as one FHIR Bundle (type collection), streamed."""
-    key = _key(principal)
+    key = own_patient_key(principal)
     async with pool.connection() as conn:
         await record_access(
             conn=conn, principal=principal, patient_keys=[key], action="export",
             resource="Observation", correlation_id=correlation, decision=Decision("own-data"),
         )  # fmt: skip
     return StreamingResponse(
-        _export(pool, key),
+        export_bundle(pool, key),
         media_type=FHIR_JSON,
         headers={"Content-Disposition": 'attachment; filename="mine-malinger.json"'},
     )
 
 
-async def _export(pool: PoolDep, key: str) -> AsyncIterator[bytes]:
+async def export_bundle(pool: PoolDep, key: str) -> AsyncIterator[bytes]:
     now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
     yield b'{"resourceType":"Bundle","type":"collection","timestamp":"' + now.encode()
     yield b'","entry":['
@@ -144,7 +142,7 @@ async def access_log_rows(
     return await cur.fetchall()
 
 
-def _access_entry(row: dict[str, Any]) -> dict[str, Any]:
+def access_entry(row: dict[str, Any]) -> dict[str, Any]:
     if row["actor_kind"] == "citizen":
         who = "Deg selv"
     elif row["actor_kind"] == "system":
@@ -165,13 +163,3 @@ def _access_entry(row: dict[str, Any]) -> dict[str, Any]:
         "purpose_of_use": row["purpose"],
         "decision_ref": row["decision_ref"],
     }
-
-
-def _own(principal: Principal) -> str:
-    pid = principal.pid or ""
-    return f"{person_system(pid)}|{pid}"
-
-
-def _key(principal: Principal) -> str:
-    pid = principal.pid or ""
-    return str(patient_key(person_system(pid), pid))

@@ -27,7 +27,7 @@ from ingestion.exceptions import InvalidReadingError
 from ingestion.identifiers import FNR_SYSTEM, parse_person_number, patient_key
 from ingestion.receiver import read_json
 
-__all__ = ["router"]
+__all__ = ["board_row", "router", "urgency"]
 
 router = APIRouter(prefix="/api/v1", tags=["news2"])
 
@@ -125,7 +125,6 @@ async def _store(
     principal: Principal,
     correlation: str,
 ) -> dict[str, Any]:
-    require_person(principal)
     try:
         parse_person_number(
             body.patient.value, system=body.patient.system, mode=settings.identity_mode
@@ -172,7 +171,9 @@ async def get_patient_settings(
         keys, decision = await patient_access(
             conn=conn, principal=principal, patient=p.patient_param(identifier)
         )
-        found = await alerting.get_patient_settings(conn=conn, patient_key=keys[0])
+        found = (
+            await alerting.get_patient_settings(conn=conn, patient_key=keys[0]) if keys else None
+        )
         await record_access(
             conn=conn, principal=principal, patient_keys=keys if found else [],
             action="read", resource="news2-settings", correlation_id=correlation,
@@ -227,12 +228,12 @@ async def board(
             conn=conn, principal=principal, patient_keys=[r["patient_key"] for r in rows],
             action="read", resource="board", correlation_id=correlation, count=len(rows),
         )  # fmt: skip
-    patients = sorted((_board_row(r, now) for r in rows), key=_urgency)
+    patients = sorted((board_row(r, now) for r in rows), key=urgency)
     shown = organisation or principal.organisation
     return {"organisation": shown, "generated_at": now.isoformat(), "patients": patients}
 
 
-def _board_row(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+def board_row(row: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
     scores = row["scores"] or []
     latest = scores[0] if scores else None
     alert = None
@@ -266,7 +267,7 @@ def _trend(scores: list[dict[str, Any]]) -> str:
     return "rising" if latest > before else "falling" if latest < before else "stable"
 
 
-def _urgency(row: dict[str, Any]) -> tuple[int, int, int, int]:
+def urgency(row: dict[str, Any]) -> tuple[int, int, int, int]:
     alert = row["alert"]
     news = row["news2"] or {}
     value = news.get("total") if news.get("total") is not None else news.get("partial_sum", -1)

@@ -18,8 +18,8 @@ from api import alerting
 from api.auth.access import organisations_in_view, record_access, require_person, require_scope
 from api.auth.principals import Scope
 from api.deps import get_correlation
-from api.routes.alerts import _actionable, _audit
-from api.routes.news2 import _board_row, _urgency
+from api.routes.alerts import actionable, audit_alerts
+from api.routes.news2 import board_row, urgency
 from api.web import data
 from api.web.auth import CallerDep, WebCaller, check_csrf
 from api.web.format import clock
@@ -57,7 +57,7 @@ async def board_context(request: Request, caller: WebCaller) -> dict[str, Any]:
     clinical = {a["patient_key"]: a for a in alerts if a["kind"] == "news2"}
     patients = []
     for row in rows:
-        shown = _board_row(row, now)
+        shown = board_row(row, now)
         shown["subscores"] = subscores.get(row["patient_key"]) or {}
         shown["clinical_alert"] = clinical.get(row["patient_key"])
         shown["score_text"] = _score_text(shown["news2"])
@@ -65,7 +65,7 @@ async def board_context(request: Request, caller: WebCaller) -> dict[str, Any]:
     patients.sort(
         key=lambda p: (
             p["clinical_alert"] is None or p["clinical_alert"]["status"] != "open",
-            _urgency(p),
+            urgency(p),
         )
     )
     return {
@@ -130,7 +130,7 @@ async def board_events(
                 if done:
                     row = pending.result()
                     async with pool.connection() as conn:
-                        await _audit(
+                        await audit_alerts(
                             conn, caller.principal, [row], "stream", get_correlation(request)
                         )
                     yield {
@@ -171,12 +171,12 @@ async def acknowledge(
     require_scope(principal, Scope.ALERTS)
     require_person(principal)
     async with request.app.state.pool.connection() as conn:
-        row = await _actionable(conn, principal, alert_id)
+        row = await actionable(conn, principal, alert_id)
         if not await alerting.acknowledge_alert(
             conn=conn, alert_id=alert_id, by=principal.actor, now=_now()
         ):
             raise InvalidReadingError("only an open alert can be acknowledged", code="conflict")
-        await _audit(conn, principal, [row], "acknowledge", get_correlation(request))
+        await audit_alerts(conn, principal, [row], "acknowledge", get_correlation(request))
     return _done(request)
 
 
@@ -196,12 +196,12 @@ async def resolve(
     if not note.strip():
         raise InvalidReadingError("write a note to resolve an alert", expression="note")
     async with request.app.state.pool.connection() as conn:
-        row = await _actionable(conn, principal, alert_id)
+        row = await actionable(conn, principal, alert_id)
         if not await alerting.resolve_alert(
             conn=conn, alert_id=alert_id, by=principal.actor, note=note.strip(), now=_now()
         ):
             raise InvalidReadingError("the alert is already resolved", code="conflict")
-        await _audit(conn, principal, [row], "resolve", get_correlation(request))
+        await audit_alerts(conn, principal, [row], "resolve", get_correlation(request))
     return _done(request)
 
 

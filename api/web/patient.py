@@ -9,10 +9,17 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from api import alerting
-from api.auth.access import Decision, patient_access, record_access, require_scope
+from api.auth.access import (
+    Decision,
+    own_identifier,
+    own_patient_key,
+    patient_access,
+    record_access,
+    require_scope,
+)
 from api.auth.principals import Kind, Scope
 from api.deps import get_correlation
-from api.routes.me import _access_entry, _export, _key, _own, access_log_rows
+from api.routes.me import access_entry, access_log_rows, export_bundle
 from api.web import data
 from api.web.auth import CallerDep
 from api.web.charts import BandRange, Point, Series, line_chart
@@ -140,13 +147,13 @@ async def citizen_page(request: Request, caller: CallerDep, periode: str = "30d"
     principal = caller.principal
     require_scope(principal, Scope.CITIZEN)
     now = dt.datetime.now(dt.UTC)
-    key = _key(principal)
+    key = own_patient_key(principal)
     async with request.app.state.pool.connection() as conn:
         charts = await vital_charts(
             conn=conn, keys=[key], period=period, now=now, with_bands=False, only_with_data=True
         )
         readings = await data.recent_readings(conn=conn, keys=[key])
-        log = [_access_entry(r) for r in await access_log_rows(conn=conn, key=key, limit=100)]
+        log = [access_entry(r) for r in await access_log_rows(conn=conn, key=key, limit=100)]
         await record_access(
             conn=conn,
             principal=principal,
@@ -170,7 +177,7 @@ async def citizen_page(request: Request, caller: CallerDep, periode: str = "30d"
         latest=latest,
         names=_NAMES,
         log=log,
-        own=_own(principal),
+        own=own_identifier(principal),
         reading_text=lambda r: _input_text((r["code"], r["value"], r["components"])),
     )
 
@@ -180,7 +187,7 @@ async def citizen_download(request: Request, caller: CallerDep) -> Response:
     """All of one's data as one FHIR Bundle (as ``GET /api/v1/me/export``)."""
     principal = caller.principal
     require_scope(principal, Scope.CITIZEN)
-    key = _key(principal)
+    key = own_patient_key(principal)
     async with request.app.state.pool.connection() as conn:
         await record_access(
             conn=conn,
@@ -192,7 +199,7 @@ async def citizen_download(request: Request, caller: CallerDep) -> Response:
             decision=Decision("own-data"),
         )
     return StreamingResponse(
-        _export(request.app.state.pool, key),
+        export_bundle(request.app.state.pool, key),
         media_type=FHIR_JSON,
         headers={
             "Content-Disposition": 'attachment; filename="mine-malinger.json"',

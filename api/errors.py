@@ -16,13 +16,14 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from api.auth.access import AccessDeniedError, record_refusal
 from api.auth.errors import AuthError, auth_error_response
 from api.requests_log import path_template
 from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.outcomes import Issue
 from ingestion.responses import invalid_response, outcome_response, unavailable_response
 
-__all__ = ["install_error_handlers"]
+__all__ = ["install_error_handlers", "note_refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every error the API can meet to an OperationOutcome."""
 
     @app.exception_handler(AuthError)
-    async def refused(_request: Request, exc: AuthError) -> Response:
+    async def refused(request: Request, exc: AuthError) -> Response:
+        await note_refusal(request, exc)
         return auth_error_response(exc)
 
     @app.exception_handler(InvalidReadingError)
@@ -76,3 +78,23 @@ def install_error_handlers(app: FastAPI) -> None:
         text = f"an unexpected error; quote correlation id {correlation} when you report it"
         return outcome_response(500, [Issue("error", "exception", text)],
                                 headers={"correlation-id": correlation})  # fmt: skip
+
+
+async def note_refusal(request: Request, exc: AuthError) -> None:
+    """Access-log a refused read of named patients' data, on a connection of its own (the
+    request's own transaction is rolled back with the error). Best effort: the answer is a
+    refusal and shows nothing, so a database that fails here does not change it."""
+    if not isinstance(exc, AccessDeniedError):
+        return
+    correlation = getattr(request.state, "correlation_id", None) or "none"
+    try:
+        async with request.app.state.pool.connection() as conn:
+            await record_refusal(
+                conn=conn,
+                refusal=exc,
+                resource=path_template(request.scope),
+                correlation_id=correlation,
+            )
+    except (psycopg.Error, PoolTimeout) as error:
+        log.warning("a refused read went unrecorded: %s (correlation id %s)",
+                    type(error).__name__, correlation)  # fmt: skip

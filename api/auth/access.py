@@ -7,7 +7,8 @@ reads a patient only with a care relationship of the trust framework (purpose TR
 specialisation), which the access log records with its decision reference.
 
 The access record is written on the request's connection before the answer is sent; when it
-cannot be written the read fails (503) rather than going unlogged.
+cannot be written the read fails (503) rather than going unlogged. A refused read is recorded
+too (outcome ``denied``, `record_refusal`): the patient sees who tried, and was turned away.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from api.auth.principals import SCOPE_PREFIX, Kind, Principal, Scope
 from ingestion.identifiers import patient_key, person_system
 
 __all__ = [
+    "AccessDeniedError",
     "Decision",
     "allowed_organisations",
     "authorise_organisation_data",
@@ -35,6 +37,7 @@ __all__ = [
     "patient_access",
     "patient_key_access",
     "record_access",
+    "record_refusal",
     "require_organisation",
     "require_person",
     "require_scope",
@@ -48,6 +51,15 @@ class Decision:
     basis: str  # own-data | organisation | care-relationship
     purpose: str | None = None
     decision_ref: str | None = None
+
+
+class AccessDeniedError(ForbiddenError):
+    """A read of named patients' data that was refused; the refusal itself is access-logged."""
+
+    def __init__(self, message: str, *, principal: Principal, patient_keys: Sequence[str]) -> None:
+        super().__init__(message)
+        self.principal = principal
+        self.patient_keys = tuple(patient_keys)
 
 
 def require_scope(principal: Principal, *scopes: Scope) -> None:
@@ -110,20 +122,27 @@ async def organisations_in_view(
 
 
 async def authorise_organisation_data(
-    *, conn: AsyncConnection[Any], principal: Principal, organisation: str | None
+    *,
+    conn: AsyncConnection[Any],
+    principal: Principal,
+    organisation: str | None,
+    patient_keys: Sequence[str] = (),
 ) -> Decision:
-    """Decide whether the caller may see data held under ``organisation`` (an alert).
+    """Decide whether the caller may see data held under ``organisation`` (an alert about the
+    patients ``patient_keys``).
 
     Raises:
-        ForbiddenError: not the caller's organisation and no care relationship.
+        AccessDeniedError: not the caller's organisation and no care relationship.
     """
     organisations = await allowed_organisations(conn=conn, principal=principal)
     if organisation is not None and organisation in organisations:
         return Decision("organisation", *_purpose(principal))
     if principal.kind is not Kind.CITIZEN and principal.care is not None and principal.care.treats:
         return Decision("care-relationship", principal.care.purpose, principal.care.decision_ref)
-    raise ForbiddenError(
-        "this belongs to another organisation, and the token has no care relationship"
+    raise AccessDeniedError(
+        "this belongs to another organisation, and the token has no care relationship",
+        principal=principal,
+        patient_keys=patient_keys,
     )
 
 
@@ -142,22 +161,26 @@ async def authorise_patients(
     """Decide whether the caller may read the patient that ``keys`` stand for.
 
     Raises:
-        ForbiddenError: not the citizen's own data, or no patient of the caller's organisation
-            and no care relationship. The same answer for a patient who does not exist, so that
-            the answer never tells whether someone is a patient here.
+        AccessDeniedError: not the citizen's own data, or no patient of the caller's
+            organisation and no care relationship. The same answer for a patient who does not
+            exist, so that the answer never tells whether someone is a patient here.
     """
     if principal.kind is Kind.CITIZEN:
         if identifier_value != principal.pid:
-            raise ForbiddenError("a citizen can only see their own data")
+            raise AccessDeniedError(
+                "a citizen can only see their own data", principal=principal, patient_keys=keys
+            )
         return Decision("own-data")
     organisations = await allowed_organisations(conn=conn, principal=principal)
     if keys and organisations and await _all_belong(conn, keys, organisations):
         return Decision("organisation", *_purpose(principal))
     if principal.care is not None and principal.care.treats:
         return Decision("care-relationship", principal.care.purpose, principal.care.decision_ref)
-    raise ForbiddenError(
+    raise AccessDeniedError(
         "this patient is not a patient of your organisation, and the token carries no care "
-        "relationship (authorization_details nhn:tillitsrammeverk:parameters, purpose TREAT)"
+        "relationship (authorization_details nhn:tillitsrammeverk:parameters, purpose TREAT)",
+        principal=principal,
+        patient_keys=keys,
     )
 
 
@@ -167,7 +190,7 @@ async def patient_access(
     """The keys of the patient ``patient`` names, once the caller may read them.
 
     Raises:
-        ForbiddenError: the caller may not read this patient's data.
+        AccessDeniedError: the caller may not read this patient's data.
     """
     system, value = patient
     # The key is derived from the identifier, so the check holds before the first reading of a
@@ -197,11 +220,13 @@ async def patient_key_access(
     """Decide whether the caller may read data of the patient with ``key`` (a read by id).
 
     Raises:
-        ForbiddenError: as `authorise_patients`.
+        AccessDeniedError: as `authorise_patients`.
     """
     if principal.kind is Kind.CITIZEN:
         if key != own_patient_key(principal):
-            raise ForbiddenError("a citizen can only see their own data")
+            raise AccessDeniedError(
+                "a citizen can only see their own data", principal=principal, patient_keys=[key]
+            )
         return Decision("own-data")
     return await authorise_patients(conn=conn, principal=principal, identifier_value="", keys=[key])
 
@@ -264,3 +289,19 @@ async def record_access(
             f"INSERT INTO audit_events ({columns}) VALUES ({values})",  # noqa: S608 - our names
             [{"patient_key": key, **row} for key in keys],
         )
+
+
+async def record_refusal(
+    *, conn: AsyncConnection[Any], refusal: AccessDeniedError, resource: str, correlation_id: str
+) -> None:
+    """Write the access record of a refused read: who tried, which patient, and why not."""
+    await record_access(
+        conn=conn,
+        principal=refusal.principal,
+        patient_keys=refusal.patient_keys,
+        action="refused",
+        resource=resource,
+        correlation_id=correlation_id,
+        outcome="denied",
+        detail={"reason": str(refusal)},
+    )

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from api import alerting
 from api.auth.access import (
+    AccessDeniedError,
     allowed_organisations,
     authorise_organisation_data,
     organisations_in_view,
@@ -21,7 +22,6 @@ from api.auth.access import (
     record_access,
     require_person,
 )
-from api.auth.errors import ForbiddenError
 from api.auth.principals import Principal
 from api.deps import AlertsDep, CorrelationDep, PoolDep, ReadDep
 from api.documents import alert_document
@@ -248,7 +248,10 @@ async def _visible(conn: Any, principal: Principal, alert_id: str) -> dict[str, 
     """The alert, when its organisation is the caller's or a care relationship allows it."""
     row = await _existing(conn, alert_id)
     await authorise_organisation_data(
-        conn=conn, principal=principal, organisation=row["organisation"]
+        conn=conn,
+        principal=principal,
+        organisation=row["organisation"],
+        patient_keys=[row["patient_key"]],
     )
     return row
 
@@ -259,7 +262,11 @@ async def actionable(conn: Any, principal: Principal, alert_id: str) -> dict[str
     row = await _existing(conn, alert_id)
     organisations = await allowed_organisations(conn=conn, principal=principal)
     if row["organisation"] not in organisations:
-        raise ForbiddenError("only a nurse of the alert's organisation can act on it")
+        raise AccessDeniedError(
+            "only a nurse of the alert's organisation can act on it",
+            principal=principal,
+            patient_keys=[row["patient_key"]],
+        )
     return row
 
 

@@ -36,6 +36,7 @@ _ACTIONS = {
     "resolve": "avsluttet et varsel om deg",
     "update": "endret innstillingene for målingene dine",
     "access-log": "så hvem som har sett opplysningene dine",
+    "refused": "ble nektet å se opplysninger om deg",
 }
 _REASONS = {
     "own-data": "Du så dine egne opplysninger",
@@ -132,7 +133,7 @@ async def access_log_rows(
         """
         SELECT a.occurred, a.actor_kind, a.actor_hpr, a.actor_name, a.client_id, a.role,
            a.organisation, o.name AS organisation_name, a.action, a.resource,
-           a.purpose, a.decision_ref, a.detail->>'basis' AS basis
+           a.purpose, a.decision_ref, a.outcome, a.detail->>'basis' AS basis
         FROM audit_events a LEFT JOIN organisations o ON o.org_id = a.organisation
         WHERE a.patient_key = %s
         ORDER BY a.occurred DESC, a.id DESC LIMIT %s
@@ -159,7 +160,12 @@ def access_entry(row: dict[str, Any]) -> dict[str, Any]:
         "role": row["role"],
         "organisation": organisation,
         "what": _ACTIONS.get(row["action"], row["action"]),
-        "why": _REASONS.get(row["basis"] or "", "Helsehjelp"),
+        "why": (
+            "Avvist: ingen tilgang til opplysningene dine"
+            if row["outcome"] == "denied"
+            else _REASONS.get(row["basis"] or "", "Helsehjelp")
+        ),
+        "outcome": row["outcome"],
         "purpose_of_use": row["purpose"],
         "decision_ref": row["decision_ref"],
     }

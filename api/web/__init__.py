@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.auth.errors import AuthError, ForbiddenError, auth_error_response
 from api.auth.middleware import is_page
+from api.errors import note_refusal
 from api.web import board, login, patient
 from api.web.auth import CsrfError, LoginRequiredError
 from api.web.oidc import LoginError, OidcClient
@@ -88,6 +89,7 @@ def _install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def refused(request: Request, exc: AuthError) -> Response:
+        await note_refusal(request, exc)
         if not is_page(request.url.path):
             return auth_error_response(exc)
         if isinstance(exc, ForbiddenError):

@@ -566,6 +566,35 @@ def test_every_read_is_access_logged_and_the_citizen_sees_it(system: System) -> 
     )
 
 
+def test_a_refused_read_is_access_logged_and_the_citizen_sees_it(system: System) -> None:
+    """A nurse of B trying P1's data is refused (403), and the refusal is recorded: who tried,
+    with outcome denied, in the citizen's log and as an AuditEvent with a failure outcome."""
+    attempt = str(uuid.uuid4())
+    refused = system.call(
+        system.nurse(system.org_b), "GET", _search(system.p1),
+        headers={"correlation-id": attempt},
+    )  # fmt: skip
+    assert refused.status_code == 403
+    with psycopg.connect(system.database_url) as conn:
+        rows = conn.execute(
+            "SELECT action, outcome, organisation, patient_key IS NOT NULL FROM audit_events"
+            " WHERE correlation_id = %s",
+            (attempt,),
+        ).fetchall()
+    assert rows == [("refused", "denied", system.org_b, True)]
+    entries = system.call(system.citizen(), "GET", "/api/v1/me/access-log").json()["entries"]
+    denied = [e for e in entries if e["outcome"] == "denied"]
+    assert denied
+    assert (denied[0]["organisation"] or {}).get("number") == system.org_b
+    assert denied[0]["what"] == "ble nektet å se opplysninger om deg"
+    admin = system.staff.staff(org=system.org_a, scopes=f"{SCOPE}admin")
+    audit = system.call(
+        admin, "GET", "/fhir/AuditEvent", params={"patient.identifier": system.p1}
+    ).json()
+    outcomes = {e["resource"]["outcomeDesc"]: e["resource"]["outcome"] for e in audit["entry"]}
+    assert outcomes["denied"] == "4"
+
+
 def test_acting_on_an_alert_needs_the_organisation_and_is_recorded(system: System) -> None:
     """Acknowledging an alert of another organisation is refused; an unknown alert is 404."""
     nurse_b = system.nurse(system.org_b)

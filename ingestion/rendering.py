@@ -57,7 +57,8 @@ def to_observation(m: Measurement) -> dict[str, Any]:
         "issued": _instant(m.received),
     }
     if m.sender_identifier:
-        obs["identifier"] = [{"system": m.sender_identifier[0], "value": m.sender_identifier[1]}]
+        system, value = m.sender_identifier
+        obs["identifier"] = [({"system": system} if system else {}) | {"value": value}]
     if m.value is not None and m.unit is not None:
         obs["valueQuantity"] = _quantity(m.value, m.unit)
     if m.components:

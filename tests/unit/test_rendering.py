@@ -41,3 +41,11 @@ def test_canonical_coding_first_and_senders_coding_kept() -> None:
         ("http://loinc.org", "2708-6"),
         ("http://snomed.info/sct", "431314004"),
     ]
+
+
+def test_a_senders_identifier_without_a_system_is_kept_without_an_empty_one() -> None:
+    """FHIR strings are never empty: an identifier sent with a value only comes out so."""
+    resource = observation() | {"identifier": [{"value": "reading-17"}]}
+    rendered = to_observation(parse_observation(resource, received=RECEIVED))
+    Observation.model_validate(rendered)
+    assert rendered["identifier"] == [{"value": "reading-17"}]

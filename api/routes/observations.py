@@ -90,7 +90,7 @@ async def search(
             updated=[b for k, v in items if k == "_lastUpdated" for b in p.date_bounds(v, k)],
         )
         only_count = p.summary_count(single)
-        elements = p.elements_param(single.get("_elements"))
+        elements = p.elements_param(single.get("_elements")) or p.summary_elements(single)
         newest_first = p.sort_param(single.get("_sort"))
         count = 0 if only_count else p.count_param(single.get("_count"))
         after = p.decode_cursor(single["_cursor"]) if "_cursor" in single else None

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_COUNT",
     "SEARCH",
     "STATS",
+    "SUMMARY_ELEMENTS",
     "TRENDS",
     "Param",
     "category_param",
@@ -44,6 +45,7 @@ __all__ = [
     "statistics_param",
     "strict_handling",
     "summary_count",
+    "summary_elements",
     "supported",
     "total_param",
 ]
@@ -301,8 +303,9 @@ SEARCH: tuple[Param, ...] = (
     Param(
         "_summary",
         "string",
-        "count: the total only",
-        schema={"type": "string", "enum": ["count", "false"]},
+        "count: the total only; true: the summary elements; text: text, id, meta and the "
+        "mandatory elements; data and false: everything (no narrative is stored)",
+        schema={"type": "string", "enum": ["true", "text", "data", "count", "false"]},
     ),
     Param(
         "_total",
@@ -420,12 +423,42 @@ def elements_param(value: str | None) -> frozenset[str] | None:
     return frozenset(names)
 
 
+# The elements of an R4 Observation marked Σ (isSummary) in the specification: what
+# ``_summary=true`` keeps. A test holds this against fhir.resources' model of the resource.
+SUMMARY_ELEMENTS = frozenset(
+    {
+        "id", "meta", "implicitRules", "identifier", "basedOn", "partOf", "status", "code",
+        "subject", "focus", "encounter", "effectiveDateTime", "effectivePeriod",
+        "effectiveTiming", "effectiveInstant", "issued", "performer", "valueQuantity",
+        "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
+        "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod",
+        "hasMember", "derivedFrom", "component",
+    }
+)  # fmt: skip
+_SUMMARY_MODES = ("true", "text", "data", "count", "false")
+
+
+def _summary_mode(single: dict[str, str]) -> str | None:
+    summary = single.get("_summary")
+    if summary is not None and summary not in _SUMMARY_MODES:
+        raise _invalid(f"_summary must be one of {', '.join(_SUMMARY_MODES)}", "_summary")
+    return summary
+
+
 def summary_count(single: dict[str, str]) -> bool:
     """True for a count-only search: ``_summary=count`` or ``_count=0``."""
-    summary = single.get("_summary")
-    if summary not in (None, "count", "false"):
-        raise _invalid("_summary supports count (and false)", "_summary", "not-supported")
-    return summary == "count" or single.get("_count") == "0"
+    return _summary_mode(single) == "count" or single.get("_count") == "0"
+
+
+def summary_elements(single: dict[str, str]) -> frozenset[str] | None:
+    """The elements ``_summary`` keeps, or None for all of them. ``data`` and ``false`` keep
+    everything: malestrom stores no narrative text, so there is nothing to leave out."""
+    mode = _summary_mode(single)
+    if mode == "true":
+        return SUMMARY_ELEMENTS
+    if mode == "text":
+        return frozenset({"text", "id", "meta", "status", "code"})  # with the mandatory ones
+    return None
 
 
 def total_param(value: str | None) -> bool:

@@ -123,3 +123,27 @@ def test_elements_and_category_are_applied(api: TestClient) -> None:
     assert len(vital["entry"]) == 1
     lab = _search(api, **{"patient.identifier": fnr, "category": "laboratory"})
     assert lab.get("entry") == []
+
+
+def test_summary_keeps_the_summary_or_the_text_elements(api: TestClient) -> None:
+    """_summary=true keeps the Observation's summary (Σ) elements, tagged SUBSETTED; text keeps
+    id, meta and the mandatory ones; data and false keep everything; any other value is a 400
+    that lists the valid ones."""
+    fnr = fresh_fnr()
+    _post(api, observation(fnr=fnr))
+    full = eventually(lambda: _search(api, **{"patient.identifier": fnr}).get("entry"),
+                      timeout=60, what="stored")[0]["resource"]  # fmt: skip
+    summary = _search(api, **{"patient.identifier": fnr, "_summary": "true"})["entry"][0]
+    resource = summary["resource"]
+    assert "category" in full
+    assert "category" not in resource  # category is not a summary element of an Observation
+    assert {"status", "code", "subject", "effectiveDateTime", "valueQuantity"} <= set(resource)
+    assert any(t["code"] == "SUBSETTED" for t in resource["meta"]["tag"])
+    text = _search(api, **{"patient.identifier": fnr, "_summary": "text"})["entry"][0]["resource"]
+    assert set(text) == {"resourceType", "id", "meta", "status", "code"}
+    for everything in ("data", "false"):
+        same = _search(api, **{"patient.identifier": fnr, "_summary": everything})
+        assert same["entry"][0]["resource"] == full
+    wrong = api.get("/fhir/Observation", params={"patient.identifier": fnr, "_summary": "some"})
+    assert wrong.status_code == 400
+    assert "true, text, data, count, false" in wrong.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fhir.resources.R4B.observation import Observation
 
+from api.routes.params import SUMMARY_ELEMENTS
 from ingestion.measurement import from_json, to_json
 from ingestion.observations import parse_observation
 from ingestion.rendering import to_observation
@@ -49,3 +50,14 @@ def test_a_senders_identifier_without_a_system_is_kept_without_an_empty_one() ->
     rendered = to_observation(parse_observation(resource, received=RECEIVED))
     Observation.model_validate(rendered)
     assert rendered["identifier"] == [{"value": "reading-17"}]
+
+
+def test_the_summary_elements_are_those_the_specification_marks() -> None:
+    """_summary=true keeps exactly the elements R4 marks Σ (isSummary) on an Observation."""
+    marked = {
+        name
+        for name, field in Observation.model_fields.items()
+        if isinstance(field.json_schema_extra, dict)
+        and field.json_schema_extra.get("summary_element_property")
+    }
+    assert marked == SUMMARY_ELEMENTS

@@ -336,13 +336,25 @@ LASTN: tuple[Param, ...] = (
 )
 STATS: tuple[Param, ...] = (
     PATIENT,
-    Param("code", "token", "comma-separated system|code or code", required=True),
+    Param(
+        "code",
+        "token",
+        "comma-separated system|code or code (a component code counts the panels' components;"
+        " 85354-9 gives one statistic per component)",
+        required=True,
+    ),
     Param("period", "string", "start/end as FHIR dates; default the last 30 days"),
     Param("statistic", "string", f"comma-separated, of {', '.join(STATISTICS)}"),
 )
 TRENDS: tuple[Param, ...] = (
     PATIENT,
-    Param("code", "token", "system|code or code", required=True),
+    Param(
+        "code",
+        "token",
+        "system|code or code (a component code counts the panels' components; 85354-9 gives"
+        " one series per component)",
+        required=True,
+    ),
     Param("from", "date", "start of the period (inclusive)", required=True, schema=_DATE_SCHEMA),
     Param("to", "date", "end of the period (exclusive)", required=True, schema=_DATE_SCHEMA),
     Param(

@@ -11,6 +11,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
 from api.storage import Segment
+from ingestion.panels import StoredComponent, stored_component
 
 __all__ = [
     "Bucket",
@@ -72,27 +73,63 @@ def _where(
     ]
     params["key"] = keys[0] if keys else None
     if codes:
-        params["codes"] = sorted({code for _, code in codes})
-        params["any_system"] = [code for system, code in codes if system is None]
-        params["tokens"] = [f"{system}|{code}" for system, code in codes if system is not None]
-        parts.append(sql.SQL("{}.code = ANY(%(codes)s::text[])").format(a))
-        parts.append(
-            sql.SQL(
-                "({a}.code = ANY(%(any_system)s::text[])"
-                " OR {a}.code_system || '|' || {a}.code = ANY(%(tokens)s::text[]))"
-            ).format(a=a)
-        )
+        parts.append(_code_match(codes, params, "codes", alias))
     return sql.SQL(" AND ").join(parts), params
 
 
 @dataclass(frozen=True, slots=True)
 class SearchFilter:
-    """What a search asks for, besides the patient: codes, category and time bounds."""
+    """What a search asks for, besides the patient: codes (of the Observation, of one of its
+    components, or of either), category and time bounds."""
 
     codes: Sequence[CodeRef] = ()
     category: CodeRef | None = None
     dates: Sequence[DateBound] = ()  # on the effective time
     updated: Sequence[DateBound] = ()  # on the time malestrom stored it
+    component_codes: Sequence[CodeRef] = ()  # a component with one of these codes
+    combo_codes: Sequence[CodeRef] = ()  # the Observation's code or a component's
+
+
+def _code_match(
+    codes: Sequence[CodeRef], params: dict[str, Any], name: str, alias: str = "o"
+) -> sql.Composable:
+    """``{alias}.code`` is one of ``codes`` (a code alone: of any system); the plain ``code =
+    ANY`` first, for the index on code."""
+    params[name] = sorted({code for _, code in codes})
+    params[f"{name}_any"] = [code for system, code in codes if system is None]
+    params[f"{name}_tokens"] = [f"{system}|{code}" for system, code in codes if system is not None]
+    return sql.SQL(
+        "{a}.code = ANY({n}::text[]) AND ({a}.code = ANY({any}::text[])"
+        " OR {a}.code_system || '|' || {a}.code = ANY({t}::text[]))"
+    ).format(
+        a=sql.Identifier(alias),
+        n=sql.Placeholder(name),
+        any=sql.Placeholder(f"{name}_any"),
+        t=sql.Placeholder(f"{name}_tokens"),
+    )
+
+
+def _component_match(codes: Sequence[CodeRef], params: dict[str, Any], name: str) -> sql.Composable:
+    """The Observation has a component of one of ``codes``: from its typed column where the
+    component has one (``ingestion.panels``), else from the stored components."""
+    parts: list[sql.Composable] = []
+    others: list[Jsonb] = []
+    for i, (system, code) in enumerate(codes):
+        stored = stored_component(system, code)
+        if stored is None:
+            coding = {"code": code} | ({"system": system} if system else {})
+            others.append(Jsonb([{"code": {"coding": [coding]}}]))
+            continue
+        params[f"{name}{i}"] = stored.panel
+        parts.append(
+            sql.SQL("(o.code = {} AND o.{} IS NOT NULL)").format(
+                sql.Placeholder(f"{name}{i}"), sql.Identifier(stored.column)
+            )
+        )
+    if others:
+        params[name] = others
+        parts.append(sql.SQL("o.components @> ANY({}::jsonb[])").format(sql.Placeholder(name)))
+    return sql.SQL("({})").format(sql.SQL(" OR ").join(parts))
 
 
 def _search_conditions(
@@ -100,7 +137,16 @@ def _search_conditions(
 ) -> tuple[list[sql.Composable], dict[str, Any]]:
     where, params = _where(keys, wanted.codes)
     conditions: list[sql.Composable] = [where]
-    if not wanted.codes and wanted.category is None:  # derived NEWS2 scores: when asked for
+    if wanted.component_codes:
+        conditions.append(_component_match(wanted.component_codes, params, "component"))
+    if wanted.combo_codes:
+        either = [
+            sql.SQL("({})").format(_code_match(wanted.combo_codes, params, "combo")),
+            _component_match(wanted.combo_codes, params, "combo_component"),
+        ]
+        conditions.append(sql.SQL("({})").format(sql.SQL(" OR ").join(either)))
+    asked = wanted.codes or wanted.component_codes or wanted.combo_codes
+    if not asked and wanted.category is None:  # derived NEWS2 scores: when asked for
         conditions.append(sql.SQL("o.source <> 'news2'"))
     if wanted.category is not None:
         system, code = wanted.category
@@ -248,42 +294,77 @@ async def aggregate_buckets(
 ) -> list[Bucket]:
     """Return ``(bucket start, count, sum, min, max)`` of the values, one row per bucket.
 
-    Each segment is answered from its source (raw rows or an aggregate); ``width=None`` folds
-    everything into one row (bucket ``None``) for ``$stats``.
+    The values of a code are those of the Observations of that code and, for a component code
+    (`ingestion.panels`: systolic 8480-6, diastolic 8462-4), those of the component in the
+    panels that carry it. Each segment is answered from its source (raw rows or an
+    aggregate); ``width=None`` folds everything into one row (bucket ``None``) for ``$stats``.
     """
     if not keys or not segments:
         return []
     where, params = _where(keys, codes)
+    patient, _ = _where(keys, [])
+    components = [c for c in (stored_component(s, code) for s, code in codes) if c is not None]
     params["width"], params["origin"] = width, _ORIGIN
+    params["components"] = sorted({c.code for c in components})
     bucket = sql.SQL("date_bin(%(width)s, {}, %(origin)s)" if width else "NULL::timestamptz")
     parts: list[sql.Composable] = []
     for i, seg in enumerate(segments):
         params[f"s{i}"], params[f"e{i}"] = seg.start, seg.end
         start, end = sql.Placeholder(f"s{i}"), sql.Placeholder(f"e{i}")
         if seg.source == "raw":
-            part = sql.SQL(
-                "SELECT {b} AS bucket, count(*) AS n, sum(value) AS total, min(value) AS mn,"
-                " max(value) AS mx FROM observations o WHERE {w} AND value IS NOT NULL"
-                " AND o.effective >= {s} AND o.effective < {e} GROUP BY 1"
-            ).format(b=bucket.format(sql.SQL("o.effective")), w=where, s=start, e=end)
-        else:
-            part = sql.SQL(
-                "SELECT {b} AS bucket, n, total, minimum AS mn, maximum AS mx FROM {t} o"
-                " WHERE {w} AND o.bucket >= {s} AND o.bucket < {e}"
-            ).format(
-                b=bucket.format(sql.SQL("o.bucket")),
-                t=sql.Identifier(f"observations_{seg.source}"),
-                w=where,
-                s=start,
-                e=end,
-            )
-        parts.append(part)
+            value = bucket.format(sql.SQL("o.effective"))
+            parts.append(_raw_part(value, where, sql.SQL("value"), start, end))
+            parts += [
+                _raw_part(value, patient, sql.Identifier(c.column), start, end, panel=c)
+                for c in components
+            ]
+            continue
+        value = bucket.format(sql.SQL("o.bucket"))
+        parts.append(_rollup_part(value, f"observations_{seg.source}", where, start, end))
+        if components:
+            only = sql.SQL("{} AND o.code = ANY(%(components)s::text[])").format(patient)
+            relation = f"observation_components_{seg.source}"
+            parts.append(_rollup_part(value, relation, only, start, end))
     query = sql.SQL(
         "SELECT bucket, sum(n)::bigint, sum(total), min(mn), max(mx)"
         " FROM ({}) s GROUP BY bucket HAVING sum(n) > 0 ORDER BY bucket"
     ).format(sql.SQL(" UNION ALL ").join(parts))
     cur = await conn.execute(query, params)
     return [(r[0], int(r[1]), r[2], r[3], r[4]) for r in await cur.fetchall()]
+
+
+def _raw_part(
+    bucket: sql.Composable,
+    where: sql.Composable,
+    column: sql.Composable,
+    start: sql.Composable,
+    end: sql.Composable,
+    *,
+    panel: StoredComponent | None = None,
+) -> sql.Composable:
+    """Per bucket, the values of ``column`` of the raw rows (of the panels of ``panel``)."""
+    of_panel = (
+        sql.SQL(" AND o.code = {}").format(sql.Literal(panel.panel)) if panel else sql.SQL("")
+    )
+    return sql.SQL(
+        "SELECT {b} AS bucket, count(*) AS n, sum(o.{c}) AS total, min(o.{c}) AS mn,"
+        " max(o.{c}) AS mx FROM observations o WHERE {w}{p} AND o.{c} IS NOT NULL"
+        " AND o.effective >= {s} AND o.effective < {e} GROUP BY 1"
+    ).format(b=bucket, c=column, w=where, p=of_panel, s=start, e=end)
+
+
+def _rollup_part(
+    bucket: sql.Composable,
+    relation: str,
+    where: sql.Composable,
+    start: sql.Composable,
+    end: sql.Composable,
+) -> sql.Composable:
+    """Per bucket, the rows of a rollup or continuous aggregate."""
+    return sql.SQL(
+        "SELECT {b} AS bucket, n, total, minimum AS mn, maximum AS mx FROM {t} o"
+        " WHERE {w} AND o.bucket >= {s} AND o.bucket < {e}"
+    ).format(b=bucket, t=sql.Identifier(relation), w=where, s=start, e=end)
 
 
 async def applied_migrations(*, conn: AsyncConnection[Any]) -> set[str]:

@@ -25,7 +25,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
 from ingestion.measurement import Measurement
-from ingestion.news2_inputs import ACVPU_CODE, BP_PANEL_CODE, SYSTOLIC_CODE
+from ingestion.news2_inputs import ACVPU_CODE
+from ingestion.panels import COMPONENT_SYSTEM, STORED_COMPONENTS, column_values, components_of_panel
 from ingestion.rendering import code_system_of, components_of, to_observation
 from streams.partitions import ensure_days
 
@@ -47,13 +48,14 @@ CREATE TEMP TABLE IF NOT EXISTS malestrom_staging (
     code text, effective timestamptz, value double precision, unit text, components text,
     device text, source text, organisation text, received timestamptz, resource text,
     systolic double precision, acvpu text, on_oxygen boolean, client_id text,
-    client_organisation text
+    client_organisation text, diastolic double precision
 ) ON COMMIT DELETE ROWS;
 """
 # Text in staging for uuid and jsonb: the server casts once, the client sends bytes as they are.
 _STAGING_TYPES = [
     "text", "text", "text", "text", "text", "text", "timestamptz", "float8", "text", "text",
     "text", "text", "text", "timestamptz", "text", "float8", "text", "bool", "text", "text",
+    "float8",
 ]  # fmt: skip
 _COPY_SQL = "COPY malestrom_staging FROM STDIN (FORMAT BINARY)"
 # The fast path: the rows straight into observations (COPY inserts many rows per call,
@@ -63,11 +65,12 @@ _ROLLBACK_SQL = "ROLLBACK TO SAVEPOINT malestrom_copy"
 _OBSERVATIONS_COPY_SQL = """
 COPY observations (id, patient_key, code_system, code, effective, value, unit, components,
                    device, source, organisation, received, resource, systolic, acvpu,
-                   on_oxygen, client_id, client_organisation) FROM STDIN (FORMAT BINARY)
+                   on_oxygen, client_id, client_organisation, diastolic)
+FROM STDIN (FORMAT BINARY)
 """
 _OBSERVATIONS_TYPES = [
     "uuid", "uuid", "text", "text", "timestamptz", "float8", "text", "jsonb", "text", "text",
-    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text", "text",
+    "text", "timestamptz", "jsonb", "float8", "text", "bool", "text", "text", "float8",
 ]  # fmt: skip
 _PATIENTS_SQL = """
 INSERT INTO patients (patient_key, identifier_system, identifier_value)
@@ -85,13 +88,14 @@ _KNOWN_PATIENTS = 100_000  # patients the writer remembers as stored, to skip th
 _RETURNED_ROWS = """
     INSERT INTO observations (id, patient_key, code_system, code, effective, value, unit,
                               components, device, source, organisation, received, resource,
-                              systolic, acvpu, on_oxygen, client_id, client_organisation)
+                              systolic, acvpu, on_oxygen, client_id, client_organisation,
+                              diastolic)
     SELECT id::uuid, patient_key::uuid, code_system, code, effective, value, unit,
            components::jsonb, device, source, organisation, received, resource::jsonb,
-           systolic, acvpu, on_oxygen, client_id, client_organisation
+           systolic, acvpu, on_oxygen, client_id, client_organisation, diastolic
     FROM malestrom_staging
     ON CONFLICT DO NOTHING
-    RETURNING id, patient_key, code_system, code, effective, value, unit
+    RETURNING id, patient_key, code_system, code, effective, value, unit, systolic, diastolic
 """
 _MAINTAIN_SQL = """
 WITH inserted AS ({inserted}), latest AS (
@@ -109,8 +113,13 @@ SELECT count(*) FROM inserted
 """
 # The rollups are append-only deltas, one row per hour bucket and batch; readers aggregate them,
 # the storage maintenance compacts them, and the daily rollup is a view of them (see
-# infra/migrations/engines/common.py).
-_ROLLUPS = """, hourly AS (
+# infra/migrations/engines/common.py); the components of panels likewise, each under its own
+# code (infra/migrations/engines/components.py).
+_COMPONENT_VALUES = ", ".join(
+    f"('{COMPONENT_SYSTEM}', '{c.code}', CASE WHEN i.code = '{c.panel}' THEN i.{c.column} END)"
+    for c in STORED_COMPONENTS
+)
+_ROLLUPS = f""", hourly AS (
     INSERT INTO observations_hourly
         (patient_key, code_system, code, bucket, n, total, minimum, maximum)
     SELECT patient_key, code_system, code,
@@ -118,7 +127,16 @@ _ROLLUPS = """, hourly AS (
            count(*), sum(value), min(value), max(value)
     FROM inserted WHERE value IS NOT NULL
     GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4
-)"""
+), component_hourly AS (
+    INSERT INTO observation_components_hourly
+        (patient_key, code_system, code, bucket, n, total, minimum, maximum)
+    SELECT i.patient_key, c.code_system, c.code,
+           date_bin(interval '1 hour', i.effective, timestamptz '2000-01-01 00:00:00+00'),
+           count(*), sum(c.v), min(c.v), max(c.v)
+    FROM inserted i CROSS JOIN LATERAL (VALUES {_COMPONENT_VALUES}) AS c(code_system, code, v)
+    WHERE c.v IS NOT NULL
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 3, 4
+)"""  # noqa: S608 - the only interpolation is _COMPONENT_VALUES, made of our constants
 
 
 # On the fast path every copied row was inserted (the COPY fails whole on a duplicate), so the
@@ -133,6 +151,13 @@ ON CONFLICT (patient_key, code, code_system) DO UPDATE
 SET effective = EXCLUDED.effective, id = EXCLUDED.id, value = EXCLUDED.value,
     unit = EXCLUDED.unit
 WHERE (EXCLUDED.effective, EXCLUDED.id) > (l.effective, l.id)
+"""
+_FAST_COMPONENTS = """
+INSERT INTO observation_components_hourly
+    (patient_key, code_system, code, bucket, n, total, minimum, maximum)
+SELECT * FROM json_to_recordset(%(components)s::json) AS x(
+    patient_key uuid, code_system text, code text, bucket timestamptz, n bigint,
+    total double precision, minimum double precision, maximum double precision)
 """
 _FAST_HOURLY = """
 INSERT INTO observations_hourly (patient_key, code_system, code, bucket, n, total, minimum, maximum)
@@ -155,7 +180,11 @@ class _Statements:
     def build(cls, *, rollups: bool) -> _Statements:
         more = _ROLLUPS if rollups else ""
         replay = _MAINTAIN_SQL.format(inserted=_RETURNED_ROWS, rollups=more)
-        fast = f"WITH latest AS ({_FAST_LATEST}) {_FAST_HOURLY}" if rollups else _FAST_LATEST
+        fast = (
+            f"WITH latest AS ({_FAST_LATEST}), components AS ({_FAST_COMPONENTS}) {_FAST_HOURLY}"
+            if rollups
+            else _FAST_LATEST
+        )
         return cls(
             fast=fast,
             replay=f"{_PATIENTS_SQL.format(staging='malestrom_staging')}; {replay}; COMMIT",
@@ -163,43 +192,59 @@ class _Statements:
         )
 
 
+_BucketKey = tuple[str, str, str, dt.datetime]  # patient key, code system, code, hour
+
+
+def _add(buckets: dict[_BucketKey, list[float]], key: _BucketKey, value: float) -> None:
+    """Count one value into its bucket's ``[n, total, minimum, maximum]``."""
+    bucket = buckets.get(key)
+    if bucket is None:
+        buckets[key] = [1, value, value, value]
+        return
+    bucket[0] += 1
+    bucket[1] += value
+    bucket[2] = min(bucket[2], value)
+    bucket[3] = max(bucket[3], value)
+
+
+def _rollup_json(buckets: dict[_BucketKey, list[float]]) -> str:
+    sums = ("n", "total", "minimum", "maximum")
+    return orjson.dumps(
+        [
+            {"patient_key": k[0], "code_system": k[1], "code": k[2], "bucket": k[3]}
+            | dict(zip(sums, v, strict=True))
+            for k, v in sorted(buckets.items())
+        ]
+    ).decode()
+
+
 def _deltas(rows: Sequence[ObservationRow], *, rollups: bool) -> dict[str, str]:
-    """The newest row per patient and code, and the hourly rollup deltas, of inserted rows."""
+    """The newest row per patient and code, and the hourly rollup deltas (of the readings and
+    of the components of panels), of inserted rows."""
     latest: dict[tuple[str, str, str], ObservationRow] = {}
-    hourly: dict[tuple[str, str, str, dt.datetime], list[float]] = {}
+    hourly: dict[_BucketKey, list[float]] = {}
+    components: dict[_BucketKey, list[float]] = {}
     for r in rows:
         key = (r.patient_key, r.code, r.code_system)
         seen = latest.get(key)
         if seen is None or (r.effective, r.id) > (seen.effective, seen.id):
             latest[key] = r
-        if rollups and r.value is not None:
-            hour = r.effective.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-            bucket = hourly.get((r.patient_key, r.code_system, r.code, hour))
-            if bucket is None:
-                hourly[(r.patient_key, r.code_system, r.code, hour)] = [
-                    1,
-                    r.value,
-                    r.value,
-                    r.value,
-                ]
-            else:
-                bucket[0] += 1
-                bucket[1] += r.value
-                bucket[2] = min(bucket[2], r.value)
-                bucket[3] = max(bucket[3], r.value)
+        if not rollups:
+            continue
+        hour = r.effective.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        if r.value is not None:
+            _add(hourly, (r.patient_key, r.code_system, r.code, hour), r.value)
+        for c in components_of_panel(r.code_system, r.code):
+            value = getattr(r, c.column)
+            if value is not None:
+                _add(components, (r.patient_key, COMPONENT_SYSTEM, c.code, hour), value)
     # As JSON, serialised in one call by orjson: psycopg's array dumpers cost more per value.
     news = [latest[k] for k in sorted(latest)]
     fields = ("patient_key", "code_system", "code", "effective", "id", "value", "unit")
-    sums = ("n", "total", "minimum", "maximum")
     return {
         "latest": orjson.dumps([{f: getattr(r, f) for f in fields} for r in news]).decode(),
-        "hourly": orjson.dumps(
-            [
-                {"patient_key": k[0], "code_system": k[1], "code": k[2], "bucket": k[3]}
-                | dict(zip(sums, v, strict=True))
-                for k, v in sorted(hourly.items())
-            ]
-        ).decode(),
+        "hourly": _rollup_json(hourly),
+        "components": _rollup_json(components),
     }
 
 
@@ -215,7 +260,8 @@ class ObservationRow:
     """The columns of one stored Observation; ``resource`` is its JSON text.
 
     ``systolic``, ``acvpu`` and ``on_oxygen`` are the NEWS2 inputs the scorer reads
-    (`ingestion.news2_inputs`); ``source`` is the format or template, ``client_id`` and
+    (`ingestion.news2_inputs`), ``systolic`` and ``diastolic`` the components of a blood
+    pressure panel (`ingestion.panels`); ``source`` is the format or template, ``client_id`` and
     ``client_organisation`` the system that sent it (from its access token).
     """
 
@@ -239,6 +285,7 @@ class ObservationRow:
     on_oxygen: bool | None = None
     client_id: str | None = None
     client_organisation: str | None = None
+    diastolic: float | None = None
 
 
 class Sink(Protocol):
@@ -253,9 +300,7 @@ def measurement_row(m: Measurement, resource: str | None = None) -> ObservationR
     edge rendered it (``resource``, JSON text), or rendered here for a record without one."""
     if resource is None:
         resource = orjson.dumps(to_observation(m)).decode()
-    systolic = None
-    if m.code == BP_PANEL_CODE:
-        systolic = next((c.value for c in m.components if c.code == SYSTOLIC_CODE), None)
+    columns = column_values(m.code, ((c.code, c.value) for c in m.components))
     return ObservationRow(
         id=m.id,
         patient_key=m.patient_key,
@@ -272,11 +317,12 @@ def measurement_row(m: Measurement, resource: str | None = None) -> ObservationR
         organisation=m.organisation,
         received=m.received,
         resource=resource,
-        systolic=systolic,
+        systolic=columns["systolic"],
         acvpu=m.value_code if m.code == ACVPU_CODE else None,
         on_oxygen=m.on_oxygen,
         client_id=m.client_id,
         client_organisation=m.client_organisation,
+        diastolic=columns["diastolic"],
     )
 
 
@@ -293,6 +339,7 @@ def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
         components = obs.get("component")
         ident = obs["subject"]["identifier"]
         coding = obs["code"]["coding"][0]
+        columns = column_values(coding["code"], _component_values(components or ()))
         return ObservationRow(
             id=obs["id"],
             patient_key=patient_key,
@@ -309,6 +356,8 @@ def observation_row(patient_key: str, resource_json: bytes) -> ObservationRow:
             organisation=_organisation(obs),
             received=dt.datetime.fromisoformat(obs["issued"]),
             resource=resource_json.decode(),
+            systolic=columns["systolic"],
+            diastolic=columns["diastolic"],
         )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise InvalidReadingError(
@@ -325,6 +374,17 @@ class _Layout:
     oldest_day: dt.date
     newest_day: dt.date
     made_days: set[dt.date] = field(default_factory=set)
+
+
+def _component_values(components: Any) -> list[tuple[str, float]]:
+    """``(code, value)`` of the components that carry a LOINC code and a quantity."""
+    found = []
+    for c in components:
+        coding = next((x for x in c["code"]["coding"] if x.get("system") == COMPONENT_SYSTEM), None)
+        value = (c.get("valueQuantity") or {}).get("value")
+        if coding is not None and isinstance(value, int | float):
+            found.append((coding["code"], float(value)))
+    return found
 
 
 def _organisation(obs: dict[str, Any]) -> str | None:
@@ -429,7 +489,7 @@ class ObservationSink:
                             (r.id, r.patient_key, r.code_system, r.code, r.effective, r.value,
                              r.unit, r.components, r.device, r.source, r.organisation,
                              r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
-                             r.client_id, r.client_organisation)
+                             r.client_id, r.client_organisation, r.diastolic)
                         )  # fmt: skip
             except (psycopg.errors.UniqueViolation, psycopg.errors.ForeignKeyViolation):
                 # A replay, a duplicate within the batch, or a patient gone since it was seen.
@@ -452,7 +512,7 @@ class ObservationSink:
                     (r.id, r.patient_key, r.patient_system, r.patient_value, r.code_system,
                      r.code, r.effective, r.value, r.unit, r.components, r.device, r.source,
                      r.organisation, r.received, r.resource, r.systolic, r.acvpu, r.on_oxygen,
-                     r.client_id, r.client_organisation)
+                     r.client_id, r.client_organisation, r.diastolic)
                 )  # fmt: skip
         await cur.execute(replay_sql)
 

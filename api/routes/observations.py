@@ -23,6 +23,7 @@ from ingestion.codes import SNOMED
 from ingestion.exceptions import InvalidReadingError
 from ingestion.known import RecentIds
 from ingestion.news2_inputs import NEWS2_CODE
+from ingestion.panels import COMPONENT_SYSTEM, component_unit, expand_panel, stored_component
 from ingestion.responses import FhirResponse
 
 __all__ = ["router"]
@@ -37,8 +38,8 @@ ACCEPTED_WAIT_S = 10.0  # how long a read waits for an id accepted here to be st
 async def search_get(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
-    """Search a patient's Observations (code, category, date, _lastUpdated, _sort, _count,
-    _elements, _summary, _total), one keyset page."""
+    """Search a patient's Observations (code, component-code, combo-code, category, date,
+    _lastUpdated, _sort, _count, _elements, _summary, _total), one keyset page."""
     items = request.query_params.multi_items()
     return await search(request, pool, items, principal=principal, correlation=correlation)
 
@@ -85,6 +86,8 @@ async def search(
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
         wanted = queries.SearchFilter(
             codes=p.codes_param(single.get("code")),
+            component_codes=p.codes_param(single.get("component-code"), name="component-code"),
+            combo_codes=p.codes_param(single.get("combo-code"), name="combo-code"),
             category=p.category_param(single.get("category")),
             dates=[b for k, v in items if k == "date" for b in p.date_bounds(v)],
             updated=[b for k, v in items if k == "_lastUpdated" for b in p.date_bounds(v, k)],
@@ -126,7 +129,9 @@ async def search(
 async def lastn(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
-    """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all)."""
+    """FHIR ``$lastn``: the ``max`` newest Observations of each code (one code, or all).
+
+    A component code (systolic 8480-6) gives also the ``max`` newest panels that carry it."""
     params = _supported(request, p.LASTN)
     patient = p.patient_param(params.get("patient.identifier"))
     async with pool.connection() as conn:
@@ -135,7 +140,11 @@ async def lastn(
         max_n = p.positive_int_param(params.get("max"), name="max", default=1, limit=1000)
         rows = await queries.last_n(conn=conn, keys=keys, codes=codes, max_n=max_n)
         if not codes or any(c == NEWS2_CODE and s in (None, SNOMED) for s, c in codes):
-            rows += await _latest_scores(conn, keys, max_n, seen={rid for _, rid, _ in rows})
+            scores = queries.SearchFilter(codes=[(SNOMED, NEWS2_CODE)])
+            rows += await _newest(conn, keys, scores, max_n, seen={rid for _, rid, _ in rows})
+        for code in (c for c in codes if stored_component(*c)):
+            panels = queries.SearchFilter(component_codes=[code])
+            rows += await _newest(conn, keys, panels, max_n, seen={rid for _, rid, _ in rows})
         await _audit(conn, principal, keys, decision, "lastn", len(rows), correlation)
     base = str(request.base_url).rstrip("/")
     return FhirResponse(
@@ -154,7 +163,11 @@ async def stats(
     request: Request, pool: PoolDep, principal: ReaderDep, correlation: CorrelationDep
 ) -> Response:
     """FHIR ``$stats``: a Parameters resource with one ``statistic`` Observation per code,
-    one component per statistic (average, minimum, maximum, count, sum) over the period."""
+    one component per statistic (average, minimum, maximum, count, sum) over the period.
+
+    As FHIR's definition of ``$stats`` says, a code counts the values of the Observations of
+    that code and of the components with that code (systolic 8480-6 of the blood pressure
+    panels), and a panel code (85354-9) answers one ``statistic`` per component."""
     params = _supported(request, p.STATS)
     patient = p.patient_param(params.get("patient.identifier"))
     results: list[dict[str, Any]] = []
@@ -163,9 +176,12 @@ async def stats(
         codes = p.codes_param(params.get("code"), required=True)
         start, end = p.period_param(params.get("period"))
         wanted = p.statistics_param(params.get("statistic"))
-        for code in codes:
+        for code in (part for asked in codes for part in expand_panel(*asked)):
             segments = plan_segments(start, end, aggregate_grains([code], ["daily", "hourly"]))
             units = await queries.latest_units(conn=conn, keys=keys, codes=[code])
+            unit = component_unit(*code)
+            if not units and unit:  # a component no Observation of its own has carried
+                units = {(COMPONENT_SYSTEM, code[1]): unit}
             buckets = await queries.aggregate_buckets(
                 conn=conn, keys=keys, codes=[code], segments=segments, width=None
             )
@@ -245,18 +261,14 @@ async def _audit(
     )
 
 
-async def _latest_scores(
-    conn: Any, keys: list[str], max_n: int, *, seen: set[str]
+async def _newest(
+    conn: Any, keys: list[str], wanted: queries.SearchFilter, max_n: int, *, seen: set[str]
 ) -> list[tuple[str, str, str]]:
-    """The newest NEWS2 scores: derived, they are not among the latest received values, yet
-    ``$lastn`` of the NEWS2 code (or of every code) must include them."""
-    scores = await queries.search_observations(
-        conn=conn,
-        keys=keys,
-        wanted=queries.SearchFilter(codes=[(SNOMED, NEWS2_CODE)]),
-        count=max_n,
-    )
-    return [(key, rid, resource) for key, rid, resource, _ in scores if rid not in seen]
+    """The ``max_n`` newest Observations a search finds, for what ``$lastn`` must include
+    beyond the latest values of each code: NEWS2 scores (derived, they are not among the
+    latest received values) and the panels that carry a component code."""
+    found = await queries.search_observations(conn=conn, keys=keys, wanted=wanted, count=max_n)
+    return [(key, rid, resource) for key, rid, resource, _ in found if rid not in seen]
 
 
 def _supported(request: Request, params: tuple[p.Param, ...]) -> dict[str, str]:

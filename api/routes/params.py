@@ -93,17 +93,18 @@ def org_number_param(value: str, expression: str) -> str:
     return value
 
 
-def codes_param(value: str | None, *, required: bool = False) -> list[CodeRef]:
-    """``code``: comma-separated ``system|code`` or ``code`` (any system) tokens."""
+def codes_param(value: str | None, *, required: bool = False, name: str = "code") -> list[CodeRef]:
+    """``code`` (or another token parameter ``name``: ``component-code``, ``combo-code``):
+    comma-separated ``system|code`` or ``code`` (any system) tokens."""
     if not value:
         if required:
-            raise _invalid("code is required (system|code, or the code alone)", "code", "required")
+            raise _invalid(f"{name} is required (system|code, or the code alone)", name, "required")
         return []
     codes: list[CodeRef] = []
     for token in value.split(","):
         system, sep, code = token.partition("|")
         if not (code if sep else system):
-            raise _invalid("code needs a code (system|code, or the code alone)", "code")
+            raise _invalid(f"{name} needs a code (system|code, or the code alone)", name)
         codes.append((system, code) if sep else (None, system))
     return codes
 
@@ -267,6 +268,17 @@ CODE = Param("code", "token", "comma-separated system|code or code (any system)"
 SEARCH: tuple[Param, ...] = (
     PATIENT,
     CODE,
+    Param(
+        "component-code",
+        "token",
+        "a component's code, comma-separated system|code or code (8480-6: the blood pressure"
+        " panels with a systolic value)",
+    ),
+    Param(
+        "combo-code",
+        "token",
+        "the Observation's code or a component's, comma-separated system|code or code",
+    ),
     Param("category", "token", "vital-signs (measurements) or survey (NEWS2 scores)"),
     Param(
         "date",
@@ -327,13 +339,25 @@ LASTN: tuple[Param, ...] = (
 )
 STATS: tuple[Param, ...] = (
     PATIENT,
-    Param("code", "token", "comma-separated system|code or code", required=True),
+    Param(
+        "code",
+        "token",
+        "comma-separated system|code or code (a component code counts the panels' components;"
+        " 85354-9 gives one statistic per component)",
+        required=True,
+    ),
     Param("period", "string", "start/end as FHIR dates; default the last 30 days"),
     Param("statistic", "string", f"comma-separated, of {', '.join(STATISTICS)}"),
 )
 TRENDS: tuple[Param, ...] = (
     PATIENT,
-    Param("code", "token", "system|code or code", required=True),
+    Param(
+        "code",
+        "token",
+        "system|code or code (a component code counts the panels' components; 85354-9 gives"
+        " one series per component)",
+        required=True,
+    ),
     Param("from", "date", "start of the period (inclusive)", required=True, schema=_DATE_SCHEMA),
     Param("to", "date", "end of the period (exclusive)", required=True, schema=_DATE_SCHEMA),
     Param(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -20,6 +22,7 @@ from api.deps import CorrelationDep, PoolDep, ReaderDep
 from api.routes import params as p
 from api.storage import aggregate_grains, plan_segments
 from ingestion.exceptions import InvalidReadingError
+from ingestion.panels import component_unit, components_of_panel, expand_panel
 
 __all__ = ["router"]
 
@@ -47,7 +50,12 @@ async def trends(
 async def trend_rows(
     params: Mapping[str, str], pool: PoolDep, *, principal: Principal, correlation: str
 ) -> Response:
-    """The trend of one patient's code, for a caller allowed to read it."""
+    """The trend of one patient's code, for a caller allowed to read it.
+
+    A component code (8480-6, 8462-4) counts the panels' components with the Observations of
+    that code; a panel code (85354-9) has no value of its own: its ``rows`` are empty and
+    ``components`` holds one series per component.
+    """
     patient = p.patient_param(params.get("patient.identifier"))
     async with pool.connection() as conn:
         keys, decision = await patient_access(conn=conn, principal=principal, patient=patient)
@@ -62,26 +70,54 @@ async def trend_rows(
             raise InvalidReadingError(
                 f"from must precede to, by at most {MAX_BUCKETS} buckets", expression="to"
             )
-        units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
-        segments = plan_segments(start, end, aggregate_grains(codes, grains))
-        rows = await queries.aggregate_buckets(
-            conn=conn, keys=keys, codes=codes, segments=segments, width=width
-        )
+        own = [c for c in codes if not components_of_panel(*c)]
+        parts = [part for c in codes if components_of_panel(*c) for part in expand_panel(*c)]
+        window = _Window(start, end, width, grains)
+        unit, rows = await _series(conn, keys, own, window) if own else (None, [])
+        components = [(code, *await _series(conn, keys, [code], window)) for code in parts]
+        shown = len(rows) + sum(len(c[2]) for c in components)
         await record_access(
             conn=conn, principal=principal, patient_keys=keys, action="trends",
             resource="Observation", correlation_id=correlation, decision=decision,
-            count=len(rows),
+            count=shown,
         )  # fmt: skip
-    body = {
+    body: dict[str, Any] = {
         "code": params["code"],
-        "unit": next(iter(units.values()), None),
+        "unit": unit if own else next((u for _, u, _ in components if u), None),
         "bucket": bucket,
         "from": p.instant(start),
         "to": p.instant(end),
-        "rows": [
-            {"start": p.instant(b), "count": n, "min": lo, "max": hi, "mean": total / n}
-            for b, n, total, lo, hi in rows
-            if b is not None
-        ],
+        "rows": rows,
     }
+    if parts:
+        body["components"] = [
+            {"code": f"{system}|{code}", "unit": u, "rows": r}
+            for (system, code), u, r in components
+        ]
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    start: dt.datetime
+    end: dt.datetime
+    width: dt.timedelta
+    grains: list[str]
+
+
+async def _series(
+    conn: Any, keys: list[str], codes: list[queries.CodeRef], window: _Window
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """The unit and the rows of one series: the values of ``codes``, bucket by bucket."""
+    units = await queries.latest_units(conn=conn, keys=keys, codes=codes)
+    segments = plan_segments(window.start, window.end, aggregate_grains(codes, window.grains))
+    buckets = await queries.aggregate_buckets(
+        conn=conn, keys=keys, codes=codes, segments=segments, width=window.width
+    )
+    unit = next(iter(units.values()), None) or component_unit(*codes[0])
+    rows = [
+        {"start": p.instant(b), "count": n, "min": lo, "max": hi, "mean": total / n}
+        for b, n, total, lo, hi in buckets
+        if b is not None
+    ]
+    return unit, rows

@@ -7,13 +7,14 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
+
+from ingestion.panels import stored_component
 
 __all__ = [
     "active_alerts",
     "alert_history",
-    "component_series",
     "latest_alert_event",
     "latest_score_change",
     "latest_subscores",
@@ -77,41 +78,23 @@ async def latest_score_change(
 async def raw_series(
     *, conn: AsyncConnection[Any], keys: Sequence[str], code: str, since: dt.datetime
 ) -> list[tuple[dt.datetime, float]]:
-    """Every value of one code since ``since``, oldest first."""
-    cur = await conn.execute(
-        "SELECT effective, value FROM observations WHERE patient_key = ANY(%s::uuid[])"
-        " AND code = %s AND effective >= %s AND value IS NOT NULL ORDER BY effective LIMIT 5000",
-        (list(keys), code, since),
+    """Every value of one code since ``since``, oldest first; of a component code (systolic
+    of blood pressure) also the values of that component in the panels."""
+    params = {"keys": list(keys), "code": code, "since": since}
+    query: sql.Composable = sql.SQL(
+        "SELECT effective, value FROM observations WHERE patient_key = ANY(%(keys)s::uuid[])"
+        " AND code = %(code)s AND effective >= %(since)s AND value IS NOT NULL"
     )
+    component = stored_component(None, code)
+    if component is not None:
+        params["panel"] = component.panel
+        query = sql.SQL(
+            "{} UNION ALL SELECT effective, {c} FROM observations"
+            " WHERE patient_key = ANY(%(keys)s::uuid[]) AND code = %(panel)s"
+            " AND effective >= %(since)s AND {c} IS NOT NULL"
+        ).format(query, c=sql.Identifier(component.column))
+    cur = await conn.execute(sql.SQL("{} ORDER BY 1 LIMIT 5000").format(query), params)
     return [(r[0], float(r[1])) for r in await cur.fetchall()]
-
-
-async def component_series(
-    *,
-    conn: AsyncConnection[Any],
-    keys: Sequence[str],
-    code: str,
-    component: str,
-    since: dt.datetime,
-    width: dt.timedelta | None,
-) -> list[tuple[dt.datetime, float, float, float]]:
-    """One component of a panel (systolic of blood pressure): ``(time, mean, min, max)`` per
-    bucket of ``width``, or every value when ``width`` is None. Components have no rollups yet,
-    so this reads the raw rows."""
-    bucket = "date_bin(%(width)s, effective, '2000-01-01 00:00:00+00')" if width else "effective"
-    cur = await conn.execute(
-        f"""
-        SELECT {bucket} AS t, avg(v), min(v), max(v) FROM (
-            SELECT effective, (SELECT (c->'valueQuantity'->>'value')::float8
-                               FROM jsonb_array_elements(components) c
-                               WHERE c->'code'->'coding'->0->>'code' = %(component)s) AS v
-            FROM observations WHERE patient_key = ANY(%(keys)s::uuid[]) AND code = %(code)s
-              AND effective >= %(since)s) s
-        WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1 LIMIT 5000
-        """,  # noqa: S608 - the only interpolation is one of two constant expressions
-        {"keys": list(keys), "code": code, "component": component, "since": since, "width": width},
-    )
-    return [(r[0], float(r[1]), float(r[2]), float(r[3])) for r in await cur.fetchall()]
 
 
 async def score_history(

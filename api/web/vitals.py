@@ -121,26 +121,32 @@ async def _series(
     end: dt.datetime,
     width: dt.timedelta | None,
 ) -> list[Series]:
-    if vital.components:
-        out = []
-        for (component, name), css in zip(vital.components, ("line-a", "line-b"), strict=True):
-            rows = await data.component_series(
-                conn=conn, keys=keys, code=vital.code, component=component, since=start, width=width
-            )
-            out.append(Series(name, css, [_point(t, m, lo, hi, width) for t, m, lo, hi in rows]))
-        return out
+    """One series per component of a panel (blood pressure), else one of the code's values."""
+    named = vital.components or ((vital.code, vital.title),)
+    return [
+        Series(name, css, await _points(conn, keys, code, start, end, width))
+        for (code, name), css in zip(named, ("line-a", "line-b"), strict=False)
+    ]
+
+
+async def _points(
+    conn: AsyncConnection[Any],
+    keys: list[str],
+    code: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    width: dt.timedelta | None,
+) -> list[Point]:
+    """Every value of a code (or of a component, in the panels too), or its bucket means."""
     if width is None:
-        raw = await data.raw_series(conn=conn, keys=keys, code=vital.code, since=start)
-        return [Series(vital.title, "line-a", [Point(t, v) for t, v in raw])]
-    codes = [(LOINC, vital.code)]
+        raw = await data.raw_series(conn=conn, keys=keys, code=code, since=start)
+        return [Point(t, v) for t, v in raw]
+    codes = [(LOINC, code)]
     segments = plan_segments(start, end, aggregate_grains(codes, _GRAINS[width]))
     buckets = await queries.aggregate_buckets(
         conn=conn, keys=keys, codes=codes, segments=segments, width=width
     )
-    points = [
-        _point(b, total / n, lo, hi, width) for b, n, total, lo, hi in buckets if b is not None
-    ]
-    return [Series(vital.title, "line-a", points)]
+    return [_point(b, total / n, lo, hi, width) for b, n, total, lo, hi in buckets if b is not None]
 
 
 def _point(at: dt.datetime, mean: float, lo: float, hi: float, width: dt.timedelta | None) -> Point:

@@ -9,7 +9,9 @@ __all__ = [
     "OBSERVATION_COLUMNS",
     "ROLLUP_TABLES_SQL",
     "SHARED_SQL",
+    "compact_rollups_sql",
     "execute_all",
+    "rollup_relations_sql",
 ]
 
 # Uniqueness with time partitioning must include the partition key: PK (id, effective). A resend
@@ -68,41 +70,55 @@ SHARED_SQL = [
 # halves the writer's rollup work: ``observations_daily`` is a view of the hourly rows, whose
 # buckets lie inside whole days, so a reader that bins them by day (as every reader does) gets
 # the daily aggregate, and a range of whole days still uses the hourly index.
-ROLLUP_TABLES_SQL = [
-    """CREATE TABLE observations_hourly (
-        patient_key uuid NOT NULL,
-        code_system text NOT NULL,
-        code        text NOT NULL,
-        bucket      timestamptz NOT NULL,
-        n           bigint NOT NULL,
-        total       double precision NOT NULL,
-        minimum     double precision NOT NULL,
-        maximum     double precision NOT NULL
-    )""",
-    """CREATE INDEX observations_hourly_patient_code_bucket
-       ON observations_hourly (patient_key, code, bucket)""",
-    # For the compaction of recent buckets; nearly free to keep on an append-only table.
-    "CREATE INDEX observations_hourly_bucket_brin ON observations_hourly USING brin (bucket)",
-    """CREATE VIEW observations_daily AS
-       SELECT patient_key, code_system, code, bucket, n, total, minimum, maximum
-       FROM observations_hourly""",
-    """CREATE FUNCTION malestrom_compact_rollups(since timestamptz) RETURNS integer
-       LANGUAGE sql AS $$
-       WITH folded AS (
-           DELETE FROM observations_hourly
+def rollup_relations_sql(hourly: str, daily: str) -> list[str]:
+    """The append-only table of hourly deltas ``hourly``, its indexes, and the daily view."""
+    return [
+        f"""CREATE TABLE {hourly} (
+            patient_key uuid NOT NULL,
+            code_system text NOT NULL,
+            code        text NOT NULL,
+            bucket      timestamptz NOT NULL,
+            n           bigint NOT NULL,
+            total       double precision NOT NULL,
+            minimum     double precision NOT NULL,
+            maximum     double precision NOT NULL
+        )""",
+        f"CREATE INDEX {hourly}_patient_code_bucket ON {hourly} (patient_key, code, bucket)",
+        # For the compaction of recent buckets; nearly free to keep on an append-only table.
+        f"CREATE INDEX {hourly}_bucket_brin ON {hourly} USING brin (bucket)",
+        f"""CREATE VIEW {daily} AS
+           SELECT patient_key, code_system, code, bucket, n, total, minimum, maximum
+           FROM {hourly}""",
+    ]
+
+
+def compact_rollups_sql(tables: list[str]) -> str:
+    """``malestrom_compact_rollups(since)``: the deltas of each bucket since ``since`` folded
+    into one row, in each of the ``tables`` of hourly deltas; returns the rows written."""
+    ctes = ", ".join(
+        f"""folded{i} AS (
+           DELETE FROM {table}
            WHERE bucket >= since AND (patient_key, code, bucket, code_system) IN (
-               SELECT patient_key, code, bucket, code_system FROM observations_hourly
+               SELECT patient_key, code, bucket, code_system FROM {table}
                WHERE bucket >= since GROUP BY 1, 2, 3, 4 HAVING count(*) > 1)
            RETURNING *
-       ), compacted AS (
-           INSERT INTO observations_hourly
+       ), compacted{i} AS (
+           INSERT INTO {table}
            SELECT patient_key, code_system, code, bucket, sum(n), sum(total), min(minimum),
                   max(maximum)
-           FROM folded GROUP BY 1, 2, 3, 4
+           FROM folded{i} GROUP BY 1, 2, 3, 4
            RETURNING 1
-       )
-       SELECT count(*)::integer FROM compacted
-       $$""",
+       )"""
+        for i, table in enumerate(tables)
+    )
+    counts = " + ".join(f"(SELECT count(*)::integer FROM compacted{i})" for i in range(len(tables)))
+    return f"""CREATE OR REPLACE FUNCTION malestrom_compact_rollups(since timestamptz)
+       RETURNS integer LANGUAGE sql AS $$ WITH {ctes} SELECT {counts} $$"""
+
+
+ROLLUP_TABLES_SQL = [
+    *rollup_relations_sql("observations_hourly", "observations_daily"),
+    compact_rollups_sql(["observations_hourly"]),
 ]
 
 # The hourly storage maintenance compacts the rollup deltas of the last days; older deltas (a

@@ -17,14 +17,13 @@ import logging
 import random
 import signal
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer, DpopAuth
+from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer, RoleCredentials
 from ingestion.codes import LOINC, UCUM
 from ingestion.identifiers import FNR_SYSTEM, synthetic_person_number
 from ingestion.news2_inputs import ACVPU_CODE
@@ -33,6 +32,7 @@ __all__ = [
     "SIMULATED_ORGANISATION",
     "SimulatedPatient",
     "make_fleet",
+    "placement",
     "reading_bundle",
     "run_simulator",
 ]
@@ -143,26 +143,6 @@ def _component(code: str, display: str, value: float) -> dict[str, Any]:
     }
 
 
-class _Credentials:
-    """A role's token from the development issuer, minted again well before it expires."""
-
-    LIFETIME_S = 3600
-
-    def __init__(self, issuer: DevIssuer, role: str) -> None:
-        self._issuer = issuer
-        self._role = role
-        self._auth: DpopAuth | None = None
-        self._minted = 0.0
-
-    def auth(self) -> DpopAuth:
-        """The current credentials (a fresh token after half its lifetime)."""
-        now = time.monotonic()
-        if self._auth is None or now - self._minted > self.LIFETIME_S / 2:
-            self._auth = self._issuer.mint(self._role, lifetime_s=self.LIFETIME_S).auth()
-            self._minted = now
-        return self._auth
-
-
 def run_simulator(
     url: str, n: int, issuer: DevIssuer, *, interval_s: float = 30.0, seed: int | None = None
 ) -> None:
@@ -173,7 +153,7 @@ def run_simulator(
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     gap = interval_s / max(1, n)
-    hub, nurse = _Credentials(issuer, "hub"), _Credentials(issuer, "nurse")
+    hub, nurse = RoleCredentials(issuer, "hub"), RoleCredentials(issuer, "nurse")
     with httpx.Client(base_url=url, timeout=10.0) as client:
         _place(client, nurse, fleet, stopping)
         while not stopping.is_set():
@@ -183,21 +163,26 @@ def run_simulator(
                 _send(client, hub, reading_bundle(patient, rng, dt.datetime.now(dt.UTC)))
 
 
+def placement(patient: SimulatedPatient) -> dict[str, Any]:
+    """The patient's NEWS2 settings: the simulated organisation, room air, an hourly schedule."""
+    return {
+        "patient": {"system": FNR_SYSTEM, "value": patient.fnr},
+        "organisation": SIMULATED_ORGANISATION,
+        "spo2_scale": 1,
+        "long_term_oxygen": False,
+        "expected_interval_minutes": 60,
+    }
+
+
 def _place(
     client: httpx.Client,
-    nurse: _Credentials,
+    nurse: RoleCredentials,
     fleet: list[SimulatedPatient],
     stopping: threading.Event,
 ) -> None:
     """Put the fleet in the simulated organisation, on room air, with an hourly schedule."""
     for patient in fleet:
-        settings = {
-            "patient": {"system": FNR_SYSTEM, "value": patient.fnr},
-            "organisation": SIMULATED_ORGANISATION,
-            "spo2_scale": 1,
-            "long_term_oxygen": False,
-            "expected_interval_minutes": 60,
-        }
+        settings = placement(patient)
         while not stopping.is_set():
             try:
                 answer = client.put(
@@ -210,7 +195,7 @@ def _place(
             stopping.wait(1.0)
 
 
-def _send(client: httpx.Client, hub: _Credentials, bundle: dict[str, Any]) -> None:
+def _send(client: httpx.Client, hub: RoleCredentials, bundle: dict[str, Any]) -> None:
     try:
         response = client.post(
             "/fhir", json=bundle, headers={"Content-Type": "application/fhir+json"}, auth=hub.auth()

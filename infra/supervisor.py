@@ -41,6 +41,7 @@ class UpOptions:
     port: int
     data_dir: Path
     simulate: int
+    dev_proxy_port: int = 0  # the development proxy on 127.0.0.1 (0: none)
 
 
 class _StopSignalError(BaseException):
@@ -70,6 +71,8 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
         api = children[-1][1]
         wait_for_port(options.host, options.port, timeout=60, alive=lambda: api.poll() is None)
         url = f"http://{options.host}:{options.port}"
+        if settings.wants_dev_issuer and settings.allows_dev_proxy and options.dev_proxy_port:
+            _start_dev_proxy(options.dev_proxy_port, url, env, logs, children)
         if options.simulate:
             sim_args = ["simulate", "--url", url, "-n", str(options.simulate)]
             children.append(("simulator", _child(sim_args, env, logs / "simulator.log")))
@@ -135,6 +138,23 @@ def _start_services(
     topics = Topics(settings.topic_prefix)
     ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
     return env
+
+
+def _start_dev_proxy(
+    port: int,
+    upstream: str,
+    env: dict[str, str],
+    logs: Path,
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    args = ["dev-proxy", "--port", str(port), "--upstream", upstream]
+    proxy = _child(args, env, logs / "dev-proxy.log")
+    children.append(("dev-proxy", proxy))
+    wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: proxy.poll() is None)
+    _say(
+        f"development proxy for FHIR clients without credentials: http://127.0.0.1:{port}/fhir "
+        "(signs readings sent in as the hub of 311000004, everything else as its nurse)"
+    )
 
 
 def _supervise(

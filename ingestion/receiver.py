@@ -93,6 +93,7 @@ router = APIRouter(tags=["ingestion"])
 
 
 @router.post("/fhir")
+@router.post("/fhir/", include_in_schema=False)  # the base as fhirclient and fhirpy write it
 async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
     """Accept a Bundle (collection, batch or transaction) of Observations."""
     headers = {CORRELATION_HEADER: correlation_of(request)}

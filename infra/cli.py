@@ -243,7 +243,8 @@ def _dev_proxy(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from infra.simulator import run_simulator
 
-    run_simulator(args.url, args.n, _dev_issuer(args), interval_s=args.interval)
+    fleet = _data_dir(args.data_dir) / "simulator" / "fleet.json"  # the same patients each run
+    run_simulator(args.url, args.n, _dev_issuer(args), interval_s=args.interval, fleet_file=fleet)
     return 0
 
 

@@ -74,7 +74,8 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
         if settings.wants_dev_issuer and settings.allows_dev_proxy and options.dev_proxy_port:
             _start_dev_proxy(options.dev_proxy_port, url, env, logs, children)
         if options.simulate:
-            sim_args = ["simulate", "--url", url, "-n", str(options.simulate)]
+            sim_args = ["simulate", "--url", url, "-n", str(options.simulate),
+                        "--data-dir", str(options.data_dir)]  # fmt: skip
             children.append(("simulator", _child(sim_args, env, logs / "simulator.log")))
         _say(f"malestrom is up at {url}  (health: {url}/healthz, logs: {logs})")
         return _supervise(children, services, logs)

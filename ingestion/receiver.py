@@ -222,7 +222,9 @@ async def read_json(request: Request, *, media_types: tuple[str, ...] = _JSON_TY
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidReadingError(f"the body is not JSON: {exc}", code="structure") from exc
+        raise InvalidReadingError(
+            f"the body is not JSON ({exc}); send a UTF-8 JSON document", code="structure"
+        ) from exc
 
 
 def _too_large() -> InvalidReadingError:

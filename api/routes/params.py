@@ -424,7 +424,9 @@ def summary_count(single: dict[str, str]) -> bool:
     """True for a count-only search: ``_summary=count`` or ``_count=0``."""
     summary = single.get("_summary")
     if summary not in (None, "count", "false"):
-        raise _invalid("_summary supports count (and false)", "_summary", "not-supported")
+        raise _invalid(
+            "_summary supports count (and false); leave it out for the full resources", "_summary"
+        )
     return summary == "count" or single.get("_count") == "0"
 
 

@@ -25,7 +25,7 @@ from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.engine import EngineMismatchError, check_engine
 from infra.migrate import upgrade
-from infra.processes import spawn, stop, wait_for_port
+from infra.processes import port_free, spawn, stop, wait_for_port
 from infra.settings import UpSettings
 from infra.topics import ensure_topics
 from ingestion.topics import Topics
@@ -148,6 +148,9 @@ def _start_dev_proxy(
     logs: Path,
     children: list[tuple[str, subprocess.Popen[bytes]]],
 ) -> None:
+    if not port_free("127.0.0.1", port):  # a convenience: never the reason `up` fails
+        _say(f"development proxy not started: 127.0.0.1:{port} is in use (--dev-proxy-port P)")
+        return
     args = ["dev-proxy", "--port", str(port), "--upstream", upstream]
     proxy = _child(args, env, logs / "dev-proxy.log")
     children.append(("dev-proxy", proxy))

@@ -24,7 +24,7 @@ from fhirpy import AsyncFHIRClient, SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
 from infra.clientauth import RequestsDpopAuth, aiohttp_dpop, development_credentials
-from infra.processes import free_port
+from infra.processes import free_port, port_free
 from infra.simulator import make_fleet, placement, reading_bundle
 from tests.e2e.test_up import _env, malestrom_up
 from tests.helpers import eventually, fresh_fnr, observation
@@ -39,19 +39,8 @@ def _two_free_ports() -> int:
     """A port P such that P and P + 1 are free (the API and the development proxy)."""
     while True:
         port = free_port()
-        if port < 65535 and _free(port + 1):
+        if port < 65535 and port_free("127.0.0.1", port + 1):
             return port
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 ::
 
     malestrom up [--host H] [--port P] [--data-dir D] [--simulate N]   the whole system
+    malestrom dev-proxy [--port P] [--upstream URL] [--read-as ROLE]     FHIR clients, no DPoP
     malestrom db upgrade [--data-dir D]                                 apply migrations
     malestrom news2 score INPUT.csv [-o OUTPUT.csv]                     batch NEWS2 scoring
     malestrom dlq list [--bootstrap B]                                  dead letters, with errors
@@ -61,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--data-dir", type=Path, default=None)
     up.add_argument("--simulate", type=int, default=0, metavar="N")
+    up.add_argument(
+        "--dev-proxy-port", type=int, default=None, metavar="P",
+        help="the development proxy's port on 127.0.0.1 (default: --port + 1; 0: none)",
+    )  # fmt: skip
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
     db.add_argument("--data-dir", type=Path, default=None)
@@ -78,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("-n", type=int, default=10)
     sim.add_argument("--interval", type=float, default=30.0)
     sim.add_argument("--data-dir", type=Path, default=None)
+    proxy = sub.add_parser(
+        "dev-proxy", help="development only: forward plain FHIR clients, signing with DPoP"
+    )
+    proxy.add_argument("--port", type=int, default=8081, help="listens on 127.0.0.1 only")
+    proxy.add_argument("--upstream", default="http://127.0.0.1:8080", help="the API's base URL")
+    proxy.add_argument(
+        "--read-as", choices=["nurse", "clinician", "admin"], default="nurse",
+        help="the role that signs everything but readings sent in (those go as the hub)",
+    )  # fmt: skip
+    proxy.add_argument("--data-dir", type=Path, default=None)
     dev = sub.add_parser("dev-issuer", help="create the development issuer; print its settings")
     dev.add_argument("--dir", type=Path, required=True)
     dev.add_argument("--issuer", default=None, help="its identifier (an URL ending /dev/issuer)")
@@ -116,7 +131,10 @@ def _up(args: argparse.Namespace) -> int:
     from infra.settings import UpSettings
     from infra.supervisor import UpOptions, run_up
 
-    options = UpOptions(args.host, args.port, _data_dir(args.data_dir), args.simulate)
+    proxy_port = args.port + 1 if args.dev_proxy_port is None else args.dev_proxy_port
+    options = UpOptions(
+        args.host, args.port, _data_dir(args.data_dir), args.simulate, dev_proxy_port=proxy_port
+    )
     return run_up(options, UpSettings())
 
 
@@ -198,27 +216,46 @@ def _dev_routers(settings: ApiSettings) -> tuple[APIRouter, ...]:
     return (dev_issuer_router(DevIssuer.ensure(Path(directory))),)
 
 
+def _dev_proxy(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from infra.devproxy import create_dev_proxy
+    from infra.settings import UpSettings
+
+    if not UpSettings().allows_dev_proxy:
+        raise SystemExit(
+            "malestrom dev-proxy: development only (MALESTROM_ENV=development, the development "
+            "issuer, MALESTROM_IDENTITY_MODE=test); it refuses to run here"
+        )
+    public_url = os.environ.get("MALESTROM_PUBLIC_URL")
+    app = create_dev_proxy(
+        args.upstream, _dev_issuer(args), read_role=args.read_as, public_url=public_url
+    )
+    uvicorn.run(
+        app, host="127.0.0.1", port=args.port, log_level="warning", log_config=None,
+        access_log=False, use_colors=False,
+    )  # fmt: skip
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from infra.simulator import run_simulator
 
-    run_simulator(args.url, args.n, _dev_issuer(args), interval_s=args.interval)
+    fleet = _data_dir(args.data_dir) / "simulator" / "fleet.json"  # the same patients each run
+    run_simulator(args.url, args.n, _dev_issuer(args), interval_s=args.interval, fleet_file=fleet)
     return 0
 
 
 def _dev_issuer(args: argparse.Namespace) -> DevIssuer:
     """The development issuer that `malestrom up` made (or the one named by the environment)."""
-    import os
+    from infra.devissuer import find_dev_issuer
 
-    from infra.devissuer import DevIssuer
-
-    directory = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
-    path = Path(directory) if directory else _data_dir(args.data_dir) / "dev-issuer"
-    if not (path / "signing-key.jwk").exists():
-        raise SystemExit(
-            f"malestrom: no development issuer in {path}; start `malestrom up` (development, "
-            "no issuers configured) first, or give --data-dir"
-        )
-    return DevIssuer.ensure(path)
+    try:
+        return find_dev_issuer(args.data_dir)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"malestrom: {exc}") from exc
 
 
 def _create_dev_issuer(args: argparse.Namespace) -> int:
@@ -324,6 +361,7 @@ _COMMANDS = {
     "worker": _worker,
     "api": _api,
     "simulate": _simulate,
+    "dev-proxy": _dev_proxy,
     "token": _token,
     "dev-issuer": _create_dev_issuer,
     "call": _call,

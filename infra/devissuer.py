@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import platformdirs
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
@@ -47,6 +48,8 @@ __all__ = [
     "DevIssuer",
     "DpopAuth",
     "Minted",
+    "RoleCredentials",
+    "find_dev_issuer",
 ]
 
 DEV_AUDIENCE = "nhn:malestrom"
@@ -185,6 +188,26 @@ class DevIssuer:
         return Minted(jwt.encode(header, claims, self.key), dpop_key, claims)
 
 
+def find_dev_issuer(data_dir: Path | None = None) -> DevIssuer:
+    """The development issuer `malestrom up` made: ``MALESTROM_DEV_ISSUER_DIR`` when set (and no
+    ``data_dir`` given), else ``DATA/dev-issuer`` (default: `malestrom up`'s data directory).
+
+    Raises:
+        FileNotFoundError: there is none there yet.
+    """
+    named = os.environ.get("MALESTROM_DEV_ISSUER_DIR")
+    if named and data_dir is None:
+        directory = Path(named)
+    else:
+        directory = (data_dir or Path(platformdirs.user_data_dir("malestrom"))) / "dev-issuer"
+    if not (directory / "signing-key.jwk").exists():
+        raise FileNotFoundError(
+            f"no development issuer in {directory}; start `malestrom up` (development, no "
+            "issuers configured) first, or give its data directory"
+        )
+    return DevIssuer.ensure(directory)
+
+
 def _private_key(path: Path) -> None:
     """Create a private EC key file (mode 0600) unless it exists."""
     if path.exists():
@@ -263,3 +286,27 @@ class DpopAuth(httpx.Auth):
         request.headers["Authorization"] = f"DPoP {self.token}"
         request.headers["DPoP"] = self.proof(request.method, url)
         yield request
+
+
+class RoleCredentials:
+    """A role's token from the development issuer, minted again well before it expires."""
+
+    def __init__(
+        self, issuer: DevIssuer, role: str, *, lifetime_s: int = 3600, **mint: Any
+    ) -> None:
+        self._issuer, self._role, self._lifetime_s, self._mint = issuer, role, lifetime_s, mint
+        self._auth: DpopAuth | None = None
+        self._minted = 0.0
+
+    @property
+    def role(self) -> str:
+        """The role the tokens are minted for."""
+        return self._role
+
+    def auth(self) -> DpopAuth:
+        """The current credentials (a fresh token after half its lifetime)."""
+        now = time.monotonic()
+        if self._auth is None or now - self._minted > self._lifetime_s / 2:
+            minted = self._issuer.mint(self._role, lifetime_s=self._lifetime_s, **self._mint)
+            self._auth, self._minted = minted.auth(), now
+        return self._auth

@@ -13,7 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
-__all__ = ["die_with_parent", "free_port", "pid_alive", "spawn", "stop", "wait_for_port"]
+__all__ = [
+    "die_with_parent",
+    "free_port",
+    "pid_alive",
+    "port_free",
+    "spawn",
+    "stop",
+    "wait_for_port",
+]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -77,6 +85,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_free(host: str, port: int) -> bool:
+    """Return whether ``host:port`` can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_for_port(

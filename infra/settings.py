@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.settings import is_dev_issuer
 from infra.engine import EngineChoice, License
 
 __all__ = ["UpSettings"]
@@ -26,6 +27,7 @@ class UpSettings(BaseSettings):
     # Group join takes about half the session timeout: short for the embedded broker.
     embedded_session_timeout: float = 6.0
     env: str = "development"
+    identity_mode: str = "test"
     helseid_issuer: str | None = None
     citizen_issuer: str | None = None
 
@@ -33,3 +35,14 @@ class UpSettings(BaseSettings):
     def wants_dev_issuer(self) -> bool:
         """Development with no issuer configured: `malestrom up` makes a local one."""
         return self.env == "development" and not (self.helseid_issuer or self.citizen_issuer)
+
+    @property
+    def allows_dev_proxy(self) -> bool:
+        """Development, synthetic identities only, and no issuer but the development one: the
+        development proxy (`infra.devproxy`) may run."""
+        issuers = [i for i in (self.helseid_issuer, self.citizen_issuer) if i]
+        return (
+            self.env == "development"
+            and self.identity_mode != "production"
+            and all(map(is_dev_issuer, issuers))
+        )

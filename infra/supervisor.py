@@ -25,7 +25,7 @@ from infra.devissuer import DevIssuer
 from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.engine import EngineMismatchError, check_engine
 from infra.migrate import upgrade
-from infra.processes import spawn, stop, wait_for_port
+from infra.processes import port_free, spawn, stop, wait_for_port
 from infra.settings import UpSettings
 from infra.topics import ensure_topics
 from ingestion.topics import Topics
@@ -41,6 +41,7 @@ class UpOptions:
     port: int
     data_dir: Path
     simulate: int
+    dev_proxy_port: int = 0  # the development proxy on 127.0.0.1 (0: none)
 
 
 class _StopSignalError(BaseException):
@@ -70,8 +71,11 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
         api = children[-1][1]
         wait_for_port(options.host, options.port, timeout=60, alive=lambda: api.poll() is None)
         url = f"http://{options.host}:{options.port}"
+        if settings.wants_dev_issuer and settings.allows_dev_proxy and options.dev_proxy_port:
+            _start_dev_proxy(options.dev_proxy_port, url, env, logs, children)
         if options.simulate:
-            sim_args = ["simulate", "--url", url, "-n", str(options.simulate)]
+            sim_args = ["simulate", "--url", url, "-n", str(options.simulate),
+                        "--data-dir", str(options.data_dir)]  # fmt: skip
             children.append(("simulator", _child(sim_args, env, logs / "simulator.log")))
         _say(f"malestrom is up at {url}  (health: {url}/healthz, logs: {logs})")
         return _supervise(children, services, logs)
@@ -135,6 +139,26 @@ def _start_services(
     topics = Topics(settings.topic_prefix)
     ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
     return env
+
+
+def _start_dev_proxy(
+    port: int,
+    upstream: str,
+    env: dict[str, str],
+    logs: Path,
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+) -> None:
+    if not port_free("127.0.0.1", port):  # a convenience: never the reason `up` fails
+        _say(f"development proxy not started: 127.0.0.1:{port} is in use (--dev-proxy-port P)")
+        return
+    args = ["dev-proxy", "--port", str(port), "--upstream", upstream]
+    proxy = _child(args, env, logs / "dev-proxy.log")
+    children.append(("dev-proxy", proxy))
+    wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: proxy.poll() is None)
+    _say(
+        f"development proxy for FHIR clients without credentials: http://127.0.0.1:{port}/fhir "
+        "(signs readings sent in as the hub of 311000004, everything else as its nurse)"
+    )
 
 
 def _supervise(

@@ -62,7 +62,8 @@ def parse_bundle(
     """
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise InvalidReadingError(
-            "expected a FHIR Bundle (resourceType 'Bundle')",
+            "expected a FHIR Bundle (resourceType 'Bundle'); send one Observation to POST "
+            "/fhir/Observation",
             expression="Bundle.resourceType",
             code="structure",
         )
@@ -118,7 +119,7 @@ def _bundle_identifier(body: dict[str, Any]) -> str | None:
 def _parse_entry(entry: Any, index: int, context: _Context) -> EntryResult:
     path = f"Bundle.entry[{index}]"
     if not isinstance(entry, dict):
-        issue = Issue("error", "structure", "an entry must be a JSON object", path)
+        issue = Issue("error", "structure", "an entry must be a JSON object with a resource", path)
         return EntryResult(None, None, (issue,))
     full_url = entry.get("fullUrl") or None
     bundle_id = context.bundle_id

@@ -98,9 +98,14 @@ def parse_person_number(
             code="code-invalid",
         )
     if len(value) != 11 or not value.isascii() or not value.isdigit():
-        raise InvalidIdentifierError("a person number has exactly 11 digits", code="value")
+        raise InvalidIdentifierError(
+            "a person number has exactly 11 digits; send them without spaces", code="value"
+        )
     if check_digits(value) != value[9:]:
-        raise InvalidIdentifierError("the check digits (mod 11) do not match", code="value")
+        raise InvalidIdentifierError(
+            "the check digits (mod 11) do not match; check the number for a typing error",
+            code="value",
+        )
     day, month = int(value[0:2]), int(value[2:4])
     kind = "fnr"
     if day > _D_DAY_OFFSET:
@@ -141,12 +146,13 @@ def _require_mode(synthetic: bool, mode: IdentityMode) -> None:
     if mode is IdentityMode.TEST and not synthetic:
         raise InvalidIdentifierError(
             "this is a test deployment: only synthetic person numbers (month + 65 or + 80) "
-            "are accepted",
+            "are accepted; send a synthetic one",
             code="business-rule",
         )
     if mode is IdentityMode.PRODUCTION and synthetic:
         raise InvalidIdentifierError(
-            "this is a production deployment: synthetic person numbers are refused",
+            "this is a production deployment: synthetic person numbers are refused; send the "
+            "person's real number",
             code="business-rule",
         )
 

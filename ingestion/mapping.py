@@ -155,7 +155,8 @@ def apply_template(
                 )
     if not readings:
         raise InvalidReadingError(
-            f"template {template.name!r} matched but found no measurement in the payload",
+            f"template {template.name!r} matched but found no measurement in the payload; compare "
+            "it with the template's example (GET /ingest/templates)",
             expression=template.each.text if template.each else "$",
             code="business-rule",
         )

@@ -163,7 +163,9 @@ def read_observation(
 
 def _check_shape(resource: Any, path: str) -> list[Issue]:
     if not isinstance(resource, dict):
-        raise InvalidReadingError("expected a JSON object", expression=path, code="structure")
+        raise InvalidReadingError(
+            "expected a JSON object; send the Observation as one", expression=path, code="structure"
+        )
     if resource.get("resourceType") != "Observation":
         raise InvalidReadingError(
             f"expected resourceType 'Observation', got {resource.get('resourceType')!r}",
@@ -193,7 +195,8 @@ def _subject(resource: dict[str, Any], path: str, mode: IdentityMode) -> tuple[s
     where = f"{path}.subject.identifier"
     if not system:
         raise InvalidReadingError(
-            "the patient is identified only by subject.identifier with a system",
+            "the patient is identified only by subject.identifier with a system; use "
+            "urn:oid:2.16.578.1.12.4.1.4.1 for a fødselsnummer",
             expression=f"{where}.system",
             code="required",
         )
@@ -302,9 +305,15 @@ def _instant(text: str, where: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidReadingError("not a FHIR dateTime", expression=where, code="value") from exc
+        raise InvalidReadingError(
+            "not a FHIR dateTime; use e.g. 2026-11-26T08:30:00+01:00",
+            expression=where,
+            code="value",
+        ) from exc
     if when.tzinfo is None:  # the structure check requires it; keep naive times impossible
-        raise InvalidReadingError("the time needs a timezone", expression=where, code="value")
+        raise InvalidReadingError(
+            "the time needs a timezone, e.g. +01:00 or Z", expression=where, code="value"
+        )
     return when.astimezone(dt.UTC)
 
 

@@ -93,6 +93,7 @@ router = APIRouter(tags=["ingestion"])
 
 
 @router.post("/fhir")
+@router.post("/fhir/", include_in_schema=False)  # the base as fhirclient and fhirpy write it
 async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
     """Accept a Bundle (collection, batch or transaction) of Observations."""
     headers = {CORRELATION_HEADER: correlation_of(request)}
@@ -221,7 +222,9 @@ async def read_json(request: Request, *, media_types: tuple[str, ...] = _JSON_TY
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidReadingError(f"the body is not JSON: {exc}", code="structure") from exc
+        raise InvalidReadingError(
+            f"the body is not JSON ({exc}); send a UTF-8 JSON document", code="structure"
+        ) from exc
 
 
 def _too_large() -> InvalidReadingError:

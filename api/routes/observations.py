@@ -287,14 +287,16 @@ def _entry(
     }
 
 
-_MANDATORY = frozenset({"resourceType", "id", "meta"})
+# Kept whatever _elements asks: FHIR servers SHOULD return the mandatory elements (Observation's
+# status and code are 1..1), and clients that validate (fhirclient) refuse a resource without.
+_MANDATORY = frozenset({"resourceType", "id", "meta", "status", "code"})
 _SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
               "code": "SUBSETTED"}  # fmt: skip
 
 
 def _subset(resource: str, elements: frozenset[str]) -> dict[str, Any]:
-    """The resource with only the asked-for elements (``value`` matches ``valueQuantity``…),
-    tagged SUBSETTED as FHIR asks."""
+    """The resource with only the asked-for and the mandatory elements (``value`` matches
+    ``valueQuantity``…), tagged SUBSETTED as FHIR asks."""
     full = orjson.loads(resource)
     wanted = {e.removesuffix("[x]") for e in elements}
     kept = {

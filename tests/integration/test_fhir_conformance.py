@@ -109,15 +109,15 @@ def test_search_is_honest_about_its_parameters(api: TestClient) -> None:
 
 
 def test_elements_and_category_are_applied(api: TestClient) -> None:
-    """_elements keeps the asked-for elements (tagged SUBSETTED); category vital-signs finds the
-    measurements, survey the NEWS2 scores, laboratory nothing here."""
+    """_elements keeps the asked-for and the mandatory elements (tagged SUBSETTED); category
+    vital-signs finds the measurements, survey the NEWS2 scores, laboratory nothing here."""
     fnr = fresh_fnr()
     _post(api, observation(fnr=fnr))
     eventually(lambda: _search(api, **{"patient.identifier": fnr}).get("entry"),
                timeout=60, what="stored")  # fmt: skip
-    subset = _search(api, **{"patient.identifier": fnr, "_elements": "value,code"})
+    subset = _search(api, **{"patient.identifier": fnr, "_elements": "value"})
     resource = subset["entry"][0]["resource"]
-    assert set(resource) == {"resourceType", "id", "meta", "code", "valueQuantity"}
+    assert set(resource) == {"resourceType", "id", "meta", "status", "code", "valueQuantity"}
     assert any(t["code"] == "SUBSETTED" for t in resource["meta"]["tag"])
     vital = _search(api, **{"patient.identifier": fnr, "category": "vital-signs"})
     assert len(vital["entry"]) == 1

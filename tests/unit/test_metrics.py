@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -17,8 +18,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.metrics import ApiMetrics
 from infra.devissuer import DevIssuer
+from infra.processes import free_port
 from ingestion.known import RecentIds
-from ingestion.metrics import PoolCollector
+from ingestion.metrics import PoolCollector, serve_loopback
 from streams.metrics import WorkerMetrics, partition_lag
 from tests.helpers import bundle, observation
 from tests.unit.offline import offline_api
@@ -128,3 +130,19 @@ def test_dead_letters_are_counted_by_stage_and_error_once_sent() -> None:
     labels = {"stage": "persist", "error": "DataError"}
     assert _value(metrics.registry, "malestrom_dead_letters_total", **labels) == 2
     assert b"malestrom_consumer_lag" in generate_latest(metrics.registry)
+
+
+def test_the_metrics_port_serves_on_loopback_and_never_stops_the_work() -> None:
+    """A set port serves the registry on 127.0.0.1; 0 serves nothing; a taken port is skipped."""
+    registry = CollectorRegistry()
+    port = free_port()
+    with serve_loopback(registry, 0, what="test") as off:
+        assert off is None
+    with serve_loopback(registry, port, what="test") as served:
+        assert served == port
+        answer = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert answer.status_code == 200
+        with serve_loopback(registry, port, what="test") as taken:
+            assert taken is None
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)

@@ -12,14 +12,18 @@ partition as negative; the fetch's high watermark is right there, and on Kafka a
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
 import logging
+import threading
+from collections import Counter as Tally
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
@@ -48,20 +52,16 @@ class WorkerMetrics:
             "malestrom_readings_scored", "stored readings the NEWS2 stage has scored", ["lane"],
             registry=r,
         )  # fmt: skip
-        self._to_stored = Histogram(
+        self._to_stored = _Delays(
             "malestrom_received_to_stored_seconds",
             "from a reading's acceptance at the edge to its database commit",
-            ["lane"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
-        self._to_scored = Histogram(
+        self._to_scored = _Delays(
             "malestrom_received_to_scored_seconds",
             "from a reading's acceptance at the edge to its NEWS2 scoring",
-            ["lane"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
+        r.register(self._to_stored)
+        r.register(self._to_scored)
         self._dead_letters = Counter(
             "malestrom_dead_letters",
             "records sent to the dead-letter topic, by stage and error type",
@@ -90,14 +90,44 @@ class WorkerMetrics:
         return dead_letter
 
     @staticmethod
-    def _observe(counter: Counter, histogram: Histogram, lane: str, rows: Sequence[Stored]) -> None:
+    def _observe(counter: Counter, delays: _Delays, lane: str, rows: Sequence[Stored]) -> None:
         if not rows:
             return
         now = dt.datetime.now(dt.UTC)
         counter.labels(lane).inc(len(rows))
-        child = histogram.labels(lane)
-        for _env, row in rows:
-            child.observe(max(0.0, (now - row.received).total_seconds()))
+        # The readings of one request share their received time: one delay each, counted.
+        received = Tally(row.received for _env, row in rows)
+        delays.observe(lane, {(now - at).total_seconds(): n for at, n in received.items()})
+
+
+class _Delays(Collector):
+    """A histogram per lane that takes a batch's delays at once, each with its count
+    (prometheus_client's costs about 1 µs per observation: a few ms per batch of 2,000)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._doc = documentation
+        self._lock = threading.Lock()
+        self._counts: dict[str, list[int]] = {}  # per lane: per bucket, and +Inf last
+        self._sums: dict[str, float] = {}
+
+    def observe(self, lane: str, delays: Mapping[float, int]) -> None:
+        """Add ``count`` observations of each delay (seconds; below 0 counts as 0)."""
+        with self._lock:
+            counts = self._counts.setdefault(lane, [0] * (len(LATENCY_BUCKETS) + 1))
+            for delay, count in delays.items():
+                counts[bisect.bisect_left(LATENCY_BUCKETS, delay)] += count
+                self._sums[lane] = self._sums.get(lane, 0.0) + max(0.0, delay) * count
+
+    def collect(self) -> Iterator[Metric]:
+        """The histogram, cumulative as Prometheus wants it."""
+        family = HistogramMetricFamily(self._name, self._doc, labels=["lane"])
+        with self._lock:
+            edges = [*(str(b) for b in LATENCY_BUCKETS), "+Inf"]
+            for lane, counts in self._counts.items():
+                buckets = list(zip(edges, itertools.accumulate(counts), strict=True))
+                family.add_metric([lane], buckets, self._sums[lane])
+        yield family
 
 
 def partition_lag(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -146,3 +147,26 @@ def test_the_metrics_port_serves_on_loopback_and_never_stops_the_work() -> None:
             assert taken is None
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+def test_delays_since_received_are_one_observation_per_reading() -> None:
+    """Three readings of one request and one of another: four observations, each in the
+    bucket of its own delay, with their sum."""
+    metrics = WorkerMetrics(pool=cast(AsyncConnectionPool, _Pool({})), consumers={})
+    now = dt.datetime.now(dt.UTC)
+    rows: list[Any] = [(None, Row(now - dt.timedelta(seconds=20)))] * 3 + [(None, Row(now))]
+    metrics.stored("live", rows)
+    name = "malestrom_received_to_stored_seconds"
+    registry = metrics.registry
+    assert _value(registry, f"{name}_count", lane="live") == 4
+    assert _value(registry, f"{name}_bucket", lane="live", le="10.0") == 1
+    assert _value(registry, f"{name}_bucket", lane="live", le="30.0") == 4
+    assert 60.0 <= _value(registry, f"{name}_sum", lane="live") < 61.0
+    assert _value(registry, "malestrom_readings_stored_total", lane="live") == 4
+
+
+@dataclasses.dataclass
+class Row:
+    """The one column of a stored row the delays read."""
+
+    received: dt.datetime

@@ -40,6 +40,11 @@ class AlertFeed:
         self._wakers: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def subscribers(self) -> int:
+        """How many live streams are open now."""
+        return len(self._wakers)
+
     def start(self) -> None:
         """Start listening in the background."""
         self._task = asyncio.create_task(self._listen(), name="alert-feed-listen")

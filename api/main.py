@@ -18,6 +18,7 @@ from api.errors import install_error_handlers
 from api.guards import RequestGuard
 from api.known import StoredCustody, StoredIds
 from api.live import AlertFeed
+from api.metrics import ApiMetrics
 from api.openapi import install_contract
 from api.requests_log import RequestLog
 from api.routes import (
@@ -26,6 +27,7 @@ from api.routes import (
     health,
     me,
     metadata,
+    metrics,
     news2,
     observations,
     organisations,
@@ -36,6 +38,7 @@ from api.storage import probe_storage
 from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
 from ingestion.mapping import load_templates
+from ingestion.metrics import serve_loopback
 from ingestion.publisher import KafkaPublisher, Publisher
 from ingestion.topics import Topics
 
@@ -96,14 +99,20 @@ def create_app(
             backfill_after=dt.timedelta(minutes=settings.backfill_after_minutes),
             sender_of=_sender_of,
             custody=StoredCustody(pool),
+            meter=app.state.metrics,
         )
         app.state.templates = load_templates()
-        app.state.alert_feed = AlertFeed(settings.database_url.get_secret_value(), pool)
+        app.state.alert_feed = feed = AlertFeed(settings.database_url.get_secret_value(), pool)
         app.state.alert_feed.start()
+        unwatch = app.state.metrics.watch(
+            pools={"api": pool, "replay": replay_pool}, sse_clients=lambda: feed.subscribers
+        )
         http = open_web(app)
         try:
-            yield
+            with serve_loopback(app.state.metrics.registry, settings.api_metrics_port, what="API"):
+                yield
         finally:
+            unwatch()
             await http.aclose()
             await app.state.alert_feed.stop()
             if isinstance(kafka, KafkaPublisher):
@@ -116,6 +125,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.expected_migrations = expected_migrations
+    app.state.metrics = ApiMetrics()
     install_error_handlers(app)
     app.add_middleware(AuthMiddleware, public_url=settings.public_url)
     app.add_middleware(RequestGuard)  # sizes and NUL bytes, before anything reads them
@@ -125,7 +135,7 @@ def create_app(
     app.include_router(metadata.router)
     app.include_router(receiver.router, dependencies=ingest)
     app.include_router(vendor_receiver.router, dependencies=ingest)
-    for module in (observations, trends, news2, organisations, alerts, me, audit):
+    for module in (observations, trends, news2, organisations, alerts, me, audit, metrics):
         app.include_router(module.router)
     serve_offline_docs(app)
     install_pages(app)

@@ -54,6 +54,7 @@ _BODIES = {
     ("/ingest/{name}", "post"): "a vendor payload the named template maps",
 }
 _STREAMS = {"/api/v1/alerts/stream"}
+_PROMETHEUS = {"/metrics"}  # the Prometheus text format
 
 
 def _fhir(path: str, method: str) -> bool:
@@ -71,6 +72,8 @@ def _success(path: str, method: str, operation: dict[str, Any]) -> None:
     ok = responses.pop("200", {"description": "Successful Response"})
     if path in _STREAMS:
         ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+    elif path in _PROMETHEUS:
+        ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
     elif _fhir(path, method):
         ok["content"] = {"application/fhir+json": {"schema": {"type": "object"}}}
     responses["200"] = ok

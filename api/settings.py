@@ -50,6 +50,7 @@ class ApiSettings(BaseSettings):
     worker_stale_after: float = 15.0
     # Readings measured longer ago than this at acceptance take the backfill lane.
     backfill_after_minutes: float = 60.0
+    api_metrics_port: int = 0  # /metrics for Prometheus on 127.0.0.1 (0: off; api/metrics.py)
 
     env: Environment = Environment.DEVELOPMENT
     audience: str = "nhn:malestrom"

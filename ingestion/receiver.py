@@ -7,6 +7,7 @@ The answer is 2xx only after the broker acknowledged every accepted entry.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ from ingestion.exceptions import InvalidReadingError, UnavailableError
 from ingestion.identifiers import IdentityMode
 from ingestion.known import Custody, KnownIds, RecentIds
 from ingestion.measurement import Measurement, to_json
+from ingestion.metrics import IngestMeter, NullMeter
 from ingestion.observations import UnknownCodes, read_observation
 from ingestion.outcomes import Issue, operation_outcome
 from ingestion.publisher import Publisher, Record
@@ -80,6 +82,7 @@ class Receiver:
     sender_of: Callable[[Request], Sender | None] = _no_sender
     custody: Custody | None = None
     backfill_after: dt.timedelta = dt.timedelta(hours=1)
+    meter: IngestMeter = field(default_factory=NullMeter)
 
 
 def get_receiver(request: Request) -> Receiver:
@@ -104,13 +107,17 @@ async def post_bundle(request: Request, receiver: ReceiverDep) -> Response:
         )
         if parsed.type == "transaction" and any(e.measurement is None for e in parsed.entries):
             issues = [i for e in parsed.entries for i in e.issues if i.severity == "error"]
+            _count_refused(receiver.meter, parsed.entries)
             return outcome_response(422, issues, headers)
         sender = receiver.sender_of(request)
         known = await accept(receiver, parsed.measurements, headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
+        receiver.meter.refused(exc.code)
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
+        receiver.meter.refused("transient")
         return _with_headers(unavailable_response(exc), headers)
+    _count_refused(receiver.meter, parsed.entries)
     return FhirResponse(_bundle_response(parsed, known), headers=headers)
 
 
@@ -129,8 +136,10 @@ async def post_observation(request: Request, receiver: ReceiverDep) -> Response:
         sender = receiver.sender_of(request)
         known = await accept(receiver, [reading.measurement], headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
+        receiver.meter.refused(exc.code)
         return _with_headers(invalid_response(exc), headers)
     except UnavailableError as exc:
+        receiver.meter.refused("transient")
         return _with_headers(unavailable_response(exc), headers)
     measurement = _with_sender(reading.measurement, sender)
     headers["Location"] = f"Observation/{measurement.id}"
@@ -243,7 +252,19 @@ async def _publish(receiver: Receiver, measurements: list[Measurement], correlat
         value = to_json(m, resource=orjson.dumps(to_observation(m)))  # rendered once, here
         lanes.setdefault(topic, []).append((m.patient_key.encode(), value, headers))
     for topic, records in lanes.items():
+        started = time.perf_counter()
         await receiver.publisher.publish(topic, records)
+        lane = "backfill" if topic == receiver.topics.backfill else "live"
+        receiver.meter.published(lane, time.perf_counter() - started)
+        receiver.meter.accepted(lane, len(records))
+
+
+def _count_refused(meter: IngestMeter, entries: Sequence[EntryResult]) -> None:
+    """Count the entries of a Bundle that were refused, by their first error's code."""
+    for entry in entries:
+        if entry.measurement is None:
+            codes = [i.code for i in entry.issues if i.severity == "error"]
+            meter.refused(codes[0] if codes else "invalid")
 
 
 def _bundle_response(parsed: ParsedBundle, known: set[str]) -> dict[str, Any]:

@@ -74,10 +74,12 @@ async def post_vendor(
         sender = receiver.sender_of(request)
         known = await accept(receiver, measurements, headers[CORRELATION_HEADER], sender)
     except InvalidReadingError as exc:
+        receiver.meter.refused(exc.code)
         response = invalid_response(exc)
         response.headers.update(headers)
         return response
     except UnavailableError as exc:
+        receiver.meter.refused("transient")
         response = unavailable_response(exc)
         response.headers.update(headers)
         return response

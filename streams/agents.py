@@ -136,9 +136,11 @@ async def store_batch(batch: Sequence[Envelope], *, sink: Sink, dead_letter: Sen
     return await guarded(_write(sink), decoded, stage="persist", dead_letter=dead_letter)
 
 
-async def score_stored(stored: Sequence[Stored], *, scorer: BatchScorer, dead_letter: Send) -> None:
-    """Score what a stored batch changed."""
-    await guarded(scorer.score_batch, stored, stage="score", dead_letter=dead_letter)
+async def score_stored(
+    stored: Sequence[Stored], *, scorer: BatchScorer, dead_letter: Send
+) -> list[Stored]:
+    """Score what a stored batch changed; return what was scored (not dead-lettered)."""
+    return await guarded(scorer.score_batch, stored, stage="score", dead_letter=dead_letter)
 
 
 def _write(sink: Sink) -> Callable[[Sequence[Stored]], Awaitable[None]]:

@@ -39,9 +39,11 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
+from ingestion.metrics import serve_loopback
 from ingestion.publisher import KafkaPublisher
 from ingestion.topics import Topics
 from streams.agents import Envelope, Send, Stored, run_alert_rules, score_stored, store_batch
+from streams.metrics import WorkerMetrics
 from streams.partitions import maintain_storage
 from streams.scorer import News2Scorer
 from streams.settings import StreamsSettings
@@ -151,10 +153,14 @@ class StreamsWorker:
             emit_scores=self._sender(self._topics.news2),
             emit_alerts=self._sender(self._topics.alerts),
         )
-        self._dead_letter = self._sender(self._topics.readings_dlq)
         self._live = _Lane("live", _consumer_config(settings, settings.app_id))
         backfill_group = f"{settings.app_id}.backfill"
         self._backfill = _Lane("backfill", _consumer_config(settings, backfill_group))
+        lanes = {lane.name: lane.consumer for lane in (self._live, self._backfill)}
+        self._metrics = WorkerMetrics(pool=self._pool, consumers=lanes)
+        self._dead_letter = self._metrics.counting_dead_letters(
+            self._sender(self._topics.readings_dlq)
+        )
         self._gate = asyncio.Lock()
         self._priority = _LivePriority()
         self._owned: set[int] = set()
@@ -181,7 +187,8 @@ class StreamsWorker:
             asyncio.create_task(_every(2.0, self._heartbeat)),
         ]
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        with serve_loopback(self._metrics.registry, s.worker_metrics_port, what="worker"):
+            await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -224,15 +231,18 @@ class StreamsWorker:
             else:
                 self._priority.live_started()
             rows = await store_batch(batch, sink=self._sink, dead_letter=self._dead_letter)
+            self._metrics.stored(lane.name, rows)
             await stored.put((batch, rows))
 
     async def _score_lane(self, lane: _Lane, stored: _Handoff, *, backfill: bool) -> None:
+        dead = self._dead_letter
         while True:
             batch, rows = await stored.get()
             if backfill:
                 await self._priority.live_idle()
             async with self._gate:  # one patient's state is touched by one batch at a time
-                await score_stored(rows, scorer=self._scorer, dead_letter=self._dead_letter)
+                scored = await score_stored(rows, scorer=self._scorer, dead_letter=dead)
+            self._metrics.scored(lane.name, scored)
             await lane.commit(batch)  # stored and scored: the offsets may move
             if not backfill:
                 self._priority.live_done()

@@ -28,3 +28,4 @@ class StreamsSettings(BaseSettings):
     log_level: str = "warn"
     # How often escalation of unacknowledged alerts and missing measurements are checked.
     alert_check_interval: float = 5.0
+    worker_metrics_port: int = 0  # Prometheus metrics on 127.0.0.1 (0: off; streams/metrics.py)

@@ -168,7 +168,11 @@ def test_no_route_answers_without_a_token(bare: TestClient) -> None:
         assert answer.headers["WWW-Authenticate"].startswith('DPoP error="invalid_token"')
 
 
-ADMIN_ONLY = {("GET", "/fhir/AuditEvent"), ("PUT", "/api/v1/organisations/{org_id}")}
+ADMIN_ONLY = {
+    ("GET", "/fhir/AuditEvent"),
+    ("PUT", "/api/v1/organisations/{org_id}"),
+    ("GET", "/metrics"),
+}
 
 
 def test_every_route_checks_a_scope(bare: TestClient, issuer: DevIssuer) -> None:

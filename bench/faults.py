@@ -60,6 +60,7 @@ from infra.migrate import upgrade
 from infra.processes import free_port, spawn, stop, wait_for_port
 from infra.topics import ensure_topics
 from ingestion.identifiers import FNR_SYSTEM, patient_key, synthetic_person_number
+from ingestion.news2_inputs import NEWS2_CODE
 from ingestion.topics import Topics
 
 __all__ = ["SCENARIOS", "SHORT", "Cluster", "Outcome", "run_scenario"]
@@ -92,7 +93,7 @@ def _quantity(code: str, value: float, unit: str) -> dict[str, Any]:
 
 
 def _news_set(fnr: str, at: dt.datetime, tag: str, rng: random.Random) -> NewsSet:
-    vitals = {
+    vitals: dict[str, Any] = {
         "respiration_rate": rng.choice((11, 14, 16, 18, 21)),
         "spo2": rng.choice((93, 95, 97, 98)),
         "on_oxygen": False,
@@ -378,16 +379,21 @@ _STORED_SQL = """
     SELECT resource -> 'identifier' -> 0 ->> 'value', count(*) FROM observations
     WHERE patient_key = ANY(%s::uuid[]) AND resource -> 'identifier' -> 0 ->> 'system' = %s
     GROUP BY 1"""
-# Rollups (writer-kept deltas, or TimescaleDB's real-time continuous aggregate) against the rows.
+# Rollups (writer-kept deltas, or TimescaleDB's real-time continuous aggregate) against the rows
+# of the readings. The NEWS2 score Observations the worker stores beside them are left out: the
+# writer does not roll them up, while TimescaleDB's continuous aggregate does.
 _ROLLUP_SQL = """
     WITH raw AS (
         SELECT patient_key, code, date_bin('1 hour', effective, '2000-01-01') AS bucket,
                count(value) AS n, sum(value) AS total
         FROM observations WHERE patient_key = ANY(%(keys)s::uuid[]) AND value IS NOT NULL
+            AND code <> %(score)s
         GROUP BY 1, 2, 3),
     rolled AS (
         SELECT patient_key, code, bucket, sum(n) AS n, sum(total) AS total
-        FROM observations_hourly WHERE patient_key = ANY(%(keys)s::uuid[]) GROUP BY 1, 2, 3)
+        FROM observations_hourly WHERE patient_key = ANY(%(keys)s::uuid[])
+            AND code <> %(score)s
+        GROUP BY 1, 2, 3)
     SELECT count(*) FILTER (WHERE raw.n IS DISTINCT FROM rolled.n
                                 OR abs(raw.total - rolled.total) > 1e-6
                                 OR raw.total IS NULL OR rolled.total IS NULL),
@@ -423,8 +429,10 @@ def count(database_url: str, senders: Senders, outcome: Outcome) -> Outcome:
     """Fill in ``outcome`` from the database: stored, lost, duplicated and the consistency."""
     keys = sorted({s.patient_key for s in senders.sets})
     with psycopg.connect(database_url, connect_timeout=5) as conn:
-        stored = dict(conn.execute(_STORED_SQL, (keys, IDENTIFIER_SYSTEM)).fetchall())
-        rollups = conn.execute(_ROLLUP_SQL, {"keys": keys}).fetchone()
+        stored: dict[str, int] = dict(
+            conn.execute(_STORED_SQL, (keys, IDENTIFIER_SYSTEM)).fetchall()
+        )
+        rollups = conn.execute(_ROLLUP_SQL, {"keys": keys, "score": NEWS2_CODE}).fetchone()
         scores = {(k, t): total for k, t, total in conn.execute(_SCORES_SQL, (keys,))}
     outcome.accepted = len(senders.accepted)
     outcome.refused = len(senders.refused - senders.accepted)
@@ -458,7 +466,8 @@ def _problems(
 def settle(database_url: str, senders: Senders, outcome: Outcome, *, quiet: float) -> Outcome:
     """Count until nothing accepted is missing and all agrees, or nothing changed for ``quiet``
     seconds (then what is missing is lost)."""
-    last, changed = (-1, -1, ()), time.monotonic()
+    last: tuple[int, int, tuple[str, ...]] = (-1, -1, ())
+    changed = time.monotonic()
     while True:
         with contextlib.suppress(psycopg.OperationalError):
             count(database_url, senders, outcome)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient
 
 from infra.processes import free_port, pid_alive
 from tests.e2e.test_up import _env, _eventually, _post, _roles, _search

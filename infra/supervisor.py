@@ -185,8 +185,8 @@ class _Child:
     name: str
     launch: Callable[[], subprocess.Popen[bytes]]
     policy: RestartPolicy
-    key: str  # names its pid file (DATA/run/KEY.pid) and its log (DATA/logs/LOG.log)
-    log: str
+    key: str  # its pid file is DATA/run/KEY.pid
+    log: str  # its log is DATA/logs/LOG.log, shown when it keeps crashing
     lost: str = ""  # said when it dies: what was lost and what brings it back
     proc: subprocess.Popen[bytes] | None = None
     restart_at: float | None = None

@@ -26,6 +26,13 @@ class UpSettings(BaseSettings):
     partitions: int = 8
     # Group join takes about half the session timeout: short for the embedded broker.
     embedded_session_timeout: float = 6.0
+    # A crashed child is restarted with back-off (1, 2, 4, … s, at most restart_max_delay); one
+    # that ran restart_stable_after seconds starts again from 1 s; restart_limit crashes within
+    # restart_window seconds and `up` gives up and stops everything.
+    restart_limit: int = 5
+    restart_window: float = 300.0
+    restart_stable_after: float = 60.0
+    restart_max_delay: float = 30.0
     env: str = "development"
     identity_mode: str = "test"
     helseid_issuer: str | None = None

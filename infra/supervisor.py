@@ -1,8 +1,11 @@
 """`malestrom up`: start what is needed, supervise the children, stop everything cleanly.
 
 Order: embedded PostgreSQL and broker (only when no external ones are configured) → migrations →
-topics → streams worker → API → simulator. A child that dies is reported and everything stops
-with a non-zero exit; SIGTERM or Ctrl-C stops the children in reverse order.
+topics → streams worker → API → simulator. A child that dies is restarted with back-off and the
+supervisor says which, with what code, and when it tries again (`infra/restarts.py`); a restarted
+embedded broker gets its topics again, and the message says what its restart lost. Only a child
+that keeps crashing makes `up` stop everything with a non-zero exit. SIGTERM or Ctrl-C stops the
+children in reverse order. Each child's pid is in ``DATA/run/NAME.pid`` while it runs.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import IO
+
+import psycopg
+from confluent_kafka import KafkaException
 
 from api.settings import DEV_ISSUER_PATH
 from infra.devissuer import DevIssuer
@@ -26,6 +33,7 @@ from infra.embedded import EmbeddedBroker, EmbeddedPostgres
 from infra.engine import EngineMismatchError, check_engine
 from infra.migrate import upgrade
 from infra.processes import port_free, spawn, stop, wait_for_port
+from infra.restarts import RestartPolicy
 from infra.settings import UpSettings
 from infra.topics import ensure_topics
 from ingestion.topics import Topics
@@ -60,25 +68,32 @@ def run_up(options: UpOptions, settings: UpSettings) -> int:
 
 
 def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    run_dir = options.data_dir / "run"
+    children: list[_Child] = []
     services: list[EmbeddedPostgres | EmbeddedBroker] = []
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         env = _start_services(options, settings, services)
-        children.append(("worker", _child(["worker"], env, logs / "worker.log")))
+        policy = partial(_policy, settings)
+        children.append(_program(["worker"], env, logs, policy()))
         api_args = ["api", "--host", options.host, "--port", str(options.port)]
-        children.append(("api", _child(api_args, env, logs / "api.log")))
-        api = children[-1][1]
+        children.append(_program(api_args, env, logs, policy()))
+        for child in children:
+            child.start(run_dir)
+        api = children[-1].proc
+        assert api is not None
         wait_for_port(options.host, options.port, timeout=60, alive=lambda: api.poll() is None)
         url = f"http://{options.host}:{options.port}"
         if settings.wants_dev_issuer and settings.allows_dev_proxy and options.dev_proxy_port:
-            _start_dev_proxy(options.dev_proxy_port, url, env, logs, children)
+            _start_dev_proxy(options.dev_proxy_port, url, env, logs, children, run_dir, policy())
         if options.simulate:
             sim_args = ["simulate", "--url", url, "-n", str(options.simulate),
                         "--data-dir", str(options.data_dir)]  # fmt: skip
-            children.append(("simulator", _child(sim_args, env, logs / "simulator.log")))
+            children.append(_program(sim_args, env, logs, policy()))
+            children[-1].start(run_dir)
         _say(f"malestrom is up at {url}  (health: {url}/healthz, logs: {logs})")
-        return _supervise(children, services, logs)
+        watched = [*_service_children(services, run_dir, settings, env, policy), *children]
+        return _supervise(watched, run_dir, logs)
     except _StopSignalError:
         _say("stopping")
         return 0
@@ -88,10 +103,13 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for _name, proc in reversed(children):
-            stop(proc)
+        for child in reversed(children):
+            if child.proc is not None:
+                stop(child.proc)
         for service in reversed(services):
             service.stop()
+        for pid_file in run_dir.glob("*.pid"):
+            pid_file.unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -136,8 +154,7 @@ def _start_services(
     _say(f"storage: {check_engine(database_url)[0]}")
     if change:
         _say(change)
-    topics = Topics(settings.topic_prefix)
-    ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
+    _ensure_topics(env, settings)
     return env
 
 
@@ -146,36 +163,182 @@ def _start_dev_proxy(
     upstream: str,
     env: dict[str, str],
     logs: Path,
-    children: list[tuple[str, subprocess.Popen[bytes]]],
+    children: list[_Child],
+    run_dir: Path,
+    policy: RestartPolicy,
 ) -> None:
     if not port_free("127.0.0.1", port):  # a convenience: never the reason `up` fails
         _say(f"development proxy not started: 127.0.0.1:{port} is in use (--dev-proxy-port P)")
         return
-    args = ["dev-proxy", "--port", str(port), "--upstream", upstream]
-    proxy = _child(args, env, logs / "dev-proxy.log")
-    children.append(("dev-proxy", proxy))
-    wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: proxy.poll() is None)
+    proxy = _program(["dev-proxy", "--port", str(port), "--upstream", upstream], env, logs, policy)
+    children.append(proxy)
+    proxy.start(run_dir)
+    process = proxy.proc
+    assert process is not None
+    wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: process.poll() is None)
     _say(
         f"development proxy for FHIR clients without credentials: http://127.0.0.1:{port}/fhir "
         "(signs readings sent in as the hub of 311000004, everything else as its nurse)"
     )
 
 
-def _supervise(
-    children: list[tuple[str, subprocess.Popen[bytes]]],
+def _ensure_topics(env: dict[str, str], settings: UpSettings) -> list[str]:
+    topics = Topics(settings.topic_prefix)
+    return ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
+
+
+def _policy(settings: UpSettings) -> RestartPolicy:
+    return RestartPolicy(
+        limit=settings.restart_limit,
+        window=settings.restart_window,
+        stable_after=settings.restart_stable_after,
+        max_delay=settings.restart_max_delay,
+    )
+
+
+# Errors that mean "this start did not work": a crash like any other, retried with back-off.
+_START_ERRORS = (
+    TimeoutError,
+    OSError,
+    subprocess.CalledProcessError,
+    psycopg.OperationalError,
+    KafkaException,
+)
+
+
+@dataclass(slots=True)
+class _Child:
+    """One supervised process: how to start it, its back-off, and what its death costs."""
+
+    name: str
+    launch: Callable[[], subprocess.Popen[bytes]]
+    policy: RestartPolicy
+    key: str  # its pid file is DATA/run/KEY.pid
+    log: str  # its log is DATA/logs/LOG.log, shown when it keeps crashing
+    lost: str = ""  # said when it dies: what was lost and what brings it back
+    proc: subprocess.Popen[bytes] | None = None
+    restart_at: float | None = None
+
+    def start(self, run_dir: Path) -> None:
+        """Start (or restart) it."""
+        self.restart_at = None
+        self.watch(self.launch(), run_dir)
+
+    def watch(self, proc: subprocess.Popen[bytes], run_dir: Path) -> None:
+        """Watch ``proc`` as this child from now on and write its pid file."""
+        self.proc = proc
+        self.policy.started(time.monotonic())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / f"{self.key}.pid").write_text(f"{proc.pid}\n")
+
+
+def _service_children(
     services: list[EmbeddedPostgres | EmbeddedBroker],
-    logs: Path,
-) -> int:
-    watched = [*children]
-    watched += [(type(s).__name__, s.process) for s in services if s.process is not None]
+    run_dir: Path,
+    settings: UpSettings,
+    env: dict[str, str],
+    policy: Callable[[], RestartPolicy],
+) -> list[_Child]:
+    out = []
+    for service in services:
+        if isinstance(service, EmbeddedPostgres):
+            lost = f"its data is on disk ({service.pgdata}): nothing stored is lost"
+            launch = _postgres_starter(service)
+            child = _Child("embedded PostgreSQL", launch, policy(), "postgres", "postgres", lost)
+        else:
+            launch = _broker_starter(service, env, settings)
+            child = _Child("embedded broker", launch, policy(), "broker", "tansu", _BROKER_LOSS)
+        if service.process is not None:
+            child.watch(service.process, run_dir)
+        out.append(child)
+    return out
+
+
+_BROKER_LOSS = (
+    "the embedded broker keeps data in memory only: readings accepted but not yet stored are "
+    "lost; senders' resends bring them back"
+)
+
+
+def _postgres_starter(postgres: EmbeddedPostgres) -> Callable[[], subprocess.Popen[bytes]]:
+    def launch() -> subprocess.Popen[bytes]:
+        try:
+            postgres.start()
+        except _START_ERRORS:
+            postgres.stop()
+            raise
+        assert postgres.process is not None
+        return postgres.process
+
+    return launch
+
+
+def _broker_starter(
+    broker: EmbeddedBroker, env: dict[str, str], settings: UpSettings
+) -> Callable[[], subprocess.Popen[bytes]]:
+    def launch() -> subprocess.Popen[bytes]:
+        try:
+            broker.start()  # the same port: clients reconnect to the address they know
+            created = _ensure_topics(env, settings)
+        except _START_ERRORS:
+            broker.stop()
+            raise
+        _say(f"embedded broker on {broker.bootstrap} again; topics recreated: {', '.join(created)}")
+        assert broker.process is not None
+        return broker.process
+
+    return launch
+
+
+def _supervise(watched: list[_Child], run_dir: Path, logs: Path) -> int:
+    """Restart what dies, with back-off; return 1 once something keeps crashing."""
     while True:
-        for name, proc in watched:
-            code = proc.poll()
-            if code is not None:
-                _say(f"{name} exited with code {code}; stopping everything")
-                _tail(logs / f"{name}.log")
+        for child in watched:
+            if child.proc is None:
+                if child.restart_at is not None and time.monotonic() >= child.restart_at:
+                    try:
+                        child.start(run_dir)
+                        _say(f"{child.name} restarted")
+                    except _START_ERRORS as exc:
+                        if not _died(child, f"could not start again ({exc})", logs):
+                            return 1
+                continue
+            code = child.proc.poll()
+            if code is None:
+                continue
+            child.proc = None
+            if code == 0 and child.name == "simulator":
+                _say("simulator finished")
+            elif not _died(child, f"exited with code {code}", logs):
                 return 1
         time.sleep(0.2)
+
+
+def _died(child: _Child, how: str, logs: Path) -> bool:
+    """Say that ``child`` died and schedule its restart; False when it keeps crashing."""
+    verdict = child.policy.crashed(time.monotonic())
+    lost = f"; {child.lost}" if child.lost else ""
+    if verdict.give_up:
+        _say(
+            f"{child.name} {how}{lost}; it crashed {verdict.crashes_in_window} times within "
+            f"{child.policy.window:g} s, so it keeps crashing: giving up, stopping everything"
+        )
+        _tail(logs / f"{child.log}.log")
+        return False
+    child.restart_at = time.monotonic() + verdict.delay
+    _say(
+        f"{child.name} {how}{lost}; restarting it, next attempt in {verdict.delay:g} s "
+        f"(crash {verdict.crashes_in_window} of {child.policy.limit} within "
+        f"{child.policy.window:g} s)"
+    )
+    return True
+
+
+def _program(args: list[str], env: dict[str, str], logs: Path, policy: RestartPolicy) -> _Child:
+    """A `malestrom` subcommand as a supervised child, named after it (worker, api, …)."""
+    name = "simulator" if args[0] == "simulate" else args[0]
+    launch = partial(_child, args, env, logs / f"{name}.log")
+    return _Child(name, launch, policy, name, name)
 
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -129,6 +129,33 @@ def test_sigterm_stops_the_worker_within_10_s_while_the_broker_is_down(
     assert took < 10, f"the worker took {took:.1f} s to stop"
 
 
+def test_after_a_broker_restart_the_worker_waits_for_the_topics_and_resumes_by_itself(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path
+) -> None:
+    """The in-memory broker restarted, its topics gone: the worker says which are missing and
+    waits, without filling its log; once they are created again it stores what is sent."""
+    own = Topics(f"test-{uuid.uuid4().hex[:12]}")
+    ensure_topics(broker.bootstrap, own, partitions=TEST_PARTITIONS)
+    env = worker_env(own, broker.bootstrap, database_url)
+    with _running(env, tmp_path / "worker.log", database_url) as worker:
+        broker.stop()
+        broker.start()
+        eventually(
+            lambda: "missing: " in worker.log.read_text(), timeout=20, what="the missing topics"
+        )
+        time.sleep(5)  # waiting, not crashing
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, "the worker stopped"
+
+        ensure_topics(broker.bootstrap, own, partitions=TEST_PARTITIONS)
+        after = _publish_readings(broker.bootstrap, own, 20)
+
+        eventually(
+            lambda: scalar(database_url, STORED, after) == 20, timeout=40, what="stored after"
+        )
+        assert worker.log.read_text().count("\n") < 100, "the restart filled the log"
+
+
 def test_the_worker_waits_out_a_database_outage_and_then_stores_everything(
     kafka_bootstrap: str,
     topics: Topics,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ from api.settings import ApiSettings
 from api.storage import probe_storage
 from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
+from ingestion.kafka import TopicWatch, WatchedPublisher
 from ingestion.mapping import load_templates
 from ingestion.metrics import serve_loopback
 from ingestion.publisher import KafkaPublisher, Publisher
@@ -80,6 +82,8 @@ def create_app(
         )
         app.state.pool = pool
         app.state.publisher = kafka
+        app.state.topic_watch = watch = None if publisher else _topic_watch(settings)
+        watching = None if watch is None else await _start_watching(watch)
         replay_pool = AsyncConnectionPool(
             settings.database_url.get_secret_value(),
             open=False,
@@ -91,7 +95,7 @@ def create_app(
         await replay_pool.open(wait=False)
         app.state.authenticator = build_authenticator(settings, replay or ReplayCache(replay_pool))
         app.state.receiver = receiver.Receiver(
-            publisher=kafka,
+            publisher=kafka if watch is None else WatchedPublisher(kafka, watch),
             topics=Topics(settings.topic_prefix),
             mode=settings.identity_mode,
             known=StoredIds(pool),
@@ -113,6 +117,8 @@ def create_app(
                 yield
         finally:
             unwatch()
+            if watching is not None:
+                watching.cancel()
             await http.aclose()
             await app.state.alert_feed.stop()
             if isinstance(kafka, KafkaPublisher):
@@ -143,6 +149,17 @@ def create_app(
         app.include_router(router)
     install_contract(app)
     return app
+
+
+def _topic_watch(settings: ApiSettings) -> TopicWatch:
+    topics = Topics(settings.topic_prefix).all()
+    return TopicWatch(settings.kafka_bootstrap, topics, partitions=settings.partitions)
+
+
+async def _start_watching(watch: TopicWatch) -> asyncio.Task[None]:
+    """Check the topics at start-up, then keep watching them (on errors and on a schedule)."""
+    await watch.check()
+    return asyncio.create_task(watch.watch())
 
 
 def _sender_of(request: Request) -> receiver.Sender:

@@ -42,6 +42,7 @@ class ApiSettings(BaseSettings):
     kafka_bootstrap: str
     database_url: SecretStr
     topic_prefix: str = "malestrom"
+    partitions: int = 8  # every topic's partition count, as `malestrom up` creates them
     app_id: str = "malestrom-streams"  # the streams worker's group, for /healthz
     identity_mode: IdentityMode = IdentityMode.TEST
     unknown_codes: UnknownCodes = UnknownCodes.REJECT  # or "store": kept, not used for scoring

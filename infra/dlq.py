@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from ingestion.kafka import client_config
 from ingestion.topics import Topics
 
 __all__ = ["DeadLetter", "list_dead_letters", "replay_dead_letters"]
@@ -60,7 +61,7 @@ def replay_dead_letters(
     wanted = set(ids)
     letters = list_dead_letters(bootstrap, topics, timeout=timeout)
     chosen = [d for d in letters if not wanted or d.id in wanted]
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    producer = Producer(client_config(bootstrap, {"enable.idempotence": True, "acks": "all"}))
     errors: list[str] = []
     for letter in chosen:
         target = letter.header("dlq-topic") or topics.readings
@@ -83,12 +84,14 @@ def replay_dead_letters(
 
 def _read(bootstrap: str, topic: str, timeout: float) -> Iterator[DeadLetter]:
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"malestrom-dlq-reader-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        client_config(
+            bootstrap,
+            {
+                "group.id": f"malestrom-dlq-reader-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)

@@ -1,20 +1,26 @@
-"""Create malestrom's topics (idempotently) before the workers start."""
+"""Malestrom's topics: created by an explicit step (`ensure_topics`, run by ``malestrom up``
+before the workers start), never by a client (see `ingestion.kafka`), and checked
+(`check_topics`): each must exist with the configured partition count."""
 
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from ingestion.kafka import TopicStatus, client_config, read_partitions, topic_status
 from ingestion.topics import Topics
 
-__all__ = ["ensure_topics"]
+__all__ = ["check_topics", "ensure_topics"]
 
 
 def ensure_topics(
     bootstrap: str, topics: Topics, *, partitions: int, timeout: float = 30.0
 ) -> list[str]:
-    """Create any of the topics that do not exist; return the names created."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """Create any of the topics that do not exist; return the names created.
+
+    A topic that exists is left as it is, whatever its partitions: `check_topics` reports it.
+    """
+    admin = AdminClient(client_config(bootstrap))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
         NewTopic(name, num_partitions=partitions, replication_factor=-1)
@@ -32,3 +38,16 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return created
+
+
+def check_topics(
+    bootstrap: str, topics: Topics, *, partitions: int, timeout: float = 10.0
+) -> TopicStatus:
+    """Which of the topics are missing or have another partition count than ``partitions``.
+
+    Raises:
+        KafkaException: the broker did not answer within ``timeout``.
+    """
+    admin = AdminClient(client_config(bootstrap))
+    found = read_partitions(admin, timeout=timeout)
+    return topic_status(found, topics.all(), partitions=partitions)

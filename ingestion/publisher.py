@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ingestion.exceptions import BrokerUnavailableError
+from ingestion.kafka import client_config
 
 __all__ = ["KafkaPublisher", "Publisher", "Record"]
 
@@ -36,14 +37,16 @@ class KafkaPublisher:
 
     def __init__(self, *, bootstrap: str, timeout_s: float = 4.0) -> None:
         self._timeout_s = timeout_s
-        self._config = {
-            "bootstrap.servers": bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 2,
-            "message.timeout.ms": int(timeout_s * 1000),
-            "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
-        }
+        self._config = client_config(  # topics are never auto-created (see ingestion.kafka)
+            bootstrap,
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "message.timeout.ms": int(timeout_s * 1000),
+                "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+            },
+        )
         self._producer = Producer(self._config)
         self._fatal = False
         self._stop = threading.Event()
@@ -99,9 +102,10 @@ class KafkaPublisher:
             return False
         return True
 
-    def close(self) -> None:
-        """Flush what is in flight and stop the poller."""
-        self._producer.flush(self._timeout_s)
+    def close(self, timeout: float | None = None) -> None:
+        """Flush what is in flight (for at most ``timeout`` s, the publish timeout by default)
+        and stop the poller."""
+        self._producer.flush(self._timeout_s if timeout is None else timeout)
         self._stop.set()
         self._poller.join(timeout=1.0)
 

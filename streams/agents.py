@@ -4,7 +4,10 @@ A batch of readings (canonical Measurements with the Observations the edge rende
 once, stored as rows, and scored from those rows: nothing is rendered again or parsed back.
 
 Error policy (one function, `policy_for`, applied by `guarded` at every stage): a service that
-is unavailable (`UnavailableError`) is retried with back-off while consumption pauses; a
+is unavailable (`UnavailableError`, or a database error that means the server is down or gone,
+in case a layer did not wrap it) is retried by `retry_unavailable` with back-off (at most
+5 s apart, so the worker is back within seconds of the database) while consumption pauses: the
+lane takes no new batch, and nothing is dead-lettered because a service is down; a
 deployment that cannot work (the schema is missing or not migrated, no privilege) stops the
 worker, because dead-lettering every record would only hide it; anything else is bad data or a
 bug in one record: the batch is split until the record is found, and it is dead-lettered with
@@ -23,6 +26,7 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 import psycopg
+from psycopg_pool import PoolTimeout
 
 from ingestion.exceptions import UnavailableError
 from ingestion.measurement import from_record
@@ -102,10 +106,14 @@ _BROKEN_DEPLOYMENT = (
 )
 
 
+# A database that is down, restarting or unreachable, or a pool that found no connection.
+_UNAVAILABLE = (UnavailableError, psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
 def policy_for(error: BaseException) -> Policy:
     """The error policy: retry an unavailable service, stop on a broken deployment, else
     dead-letter the record that failed."""
-    if isinstance(error, UnavailableError):
+    if isinstance(error, _UNAVAILABLE):
         return Policy.RETRY
     if isinstance(error, _BROKEN_DEPLOYMENT):
         return Policy.STOP
@@ -189,16 +197,20 @@ async def run_alert_rules(scorer: AlertRules) -> None:
 
 
 async def retry_unavailable(
-    action: Callable[[], Awaitable[object]], *, what: str, max_backoff: float = 30.0
+    action: Callable[[], Awaitable[object]], *, what: str, max_backoff: float = 5.0
 ) -> None:
-    """Run ``action`` until it succeeds, backing off while a service is unavailable."""
+    """Run ``action`` until it succeeds, backing off while a service is unavailable (what
+    `policy_for` says to retry); any other error is raised."""
     delay = 0.0
     while True:
         try:
             await action()
             return
-        except UnavailableError as exc:
-            delay = min(max_backoff, max(exc.retry_after, delay * 2 or 0.5))
+        except Exception as exc:
+            if policy_for(exc) is not Policy.RETRY:
+                raise
+            wanted = exc.retry_after if isinstance(exc, UnavailableError) else 1.0
+            delay = min(max_backoff, max(wanted, delay * 2 or 0.5))
             log.warning("%s: %s; retrying in %.1f s", what, type(exc).__name__, delay)
             await asyncio.sleep(delay)
 

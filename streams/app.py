@@ -39,6 +39,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
+from ingestion.kafka import TopicWatch, client_config
 from ingestion.metrics import serve_loopback
 from ingestion.publisher import KafkaPublisher
 from ingestion.topics import Topics
@@ -61,6 +62,14 @@ SET partitions = EXCLUDED.partitions, updated_at = EXCLUDED.updated_at
 """
 
 
+# Closing the clients may take this long at most: SIGTERM stops the worker within 10 s, even
+# with the broker down.
+_CLOSE_WITHIN = 5.0
+
+# Closing the clients may take this long at most: SIGTERM stops the worker within 10 s, even
+# with the broker down.
+_CLOSE_WITHIN = 5.0
+
 _Handoff = asyncio.Queue[tuple[list[Envelope], list[Stored]]]  # stored batches, to be scored
 
 
@@ -68,9 +77,10 @@ class _Lane:
     """One topic's consumer, used from one thread only (confluent-kafka consumers are not
     meant to be shared between threads)."""
 
-    def __init__(self, name: str, config: dict[str, Any]) -> None:
+    def __init__(self, name: str, config: dict[str, Any], on_error: Callable[[], None]) -> None:
         self.name = name
         self.consumer = Consumer(config)
+        self._on_error = on_error
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kafka-{name}")
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
@@ -81,8 +91,9 @@ class _Lane:
         messages: list[Message] = await self.call(self.consumer.consume, size, within)
         out = []
         for m in messages:
-            if m.error() is not None:
+            if m.error() is not None:  # e.g. a topic gone with a restarted broker
                 log.warning("%s lane: %s", self.name, m.error())
+                self._on_error()
                 continue
             out.append(_envelope(m))
         return out
@@ -153,9 +164,12 @@ class StreamsWorker:
             emit_scores=self._sender(self._topics.news2),
             emit_alerts=self._sender(self._topics.alerts),
         )
-        self._live = _Lane("live", _consumer_config(settings, settings.app_id))
-        backfill_group = f"{settings.app_id}.backfill"
-        self._backfill = _Lane("backfill", _consumer_config(settings, backfill_group))
+        self._watch = watch = TopicWatch(
+            settings.kafka_bootstrap, self._topics.all(), partitions=settings.partitions
+        )
+        self._live = _Lane("live", _consumer_config(settings, settings.app_id, watch), watch.poke)
+        backfill_config = _consumer_config(settings, f"{settings.app_id}.backfill", watch)
+        self._backfill = _Lane("backfill", backfill_config, watch.poke)
         lanes = {lane.name: lane.consumer for lane in (self._live, self._backfill)}
         self._metrics = WorkerMetrics(pool=self._pool, consumers=lanes)
         self._dead_letter = self._metrics.counting_dead_letters(
@@ -167,19 +181,18 @@ class StreamsWorker:
         self._pending: set[Any] = set()  # backfill assignments on their way
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        self.closed_cleanly = True
+        self._closing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then leave the group and close everything."""
         self._loop = asyncio.get_running_loop()
         await self._pool.open(wait=False)
-        self._live.consumer.subscribe(
-            [self._topics.readings],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
+        await self._watch.check()
+        self._subscribe()
         s = self._settings
         tasks = [
+            asyncio.create_task(self._watch.watch()),
             asyncio.create_task(self._run_lane(self._live, backfill=False)),
             asyncio.create_task(self._run_lane(self._backfill, backfill=True)),
             asyncio.create_task(_every(s.alert_check_interval, self._alert_rules)),
@@ -192,13 +205,58 @@ class StreamsWorker:
         for task in tasks:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        await self._live.close()
-        await self._backfill.close()
-        self._publisher.close()
-        await self._pool.close()
+        self.closed_cleanly = await self._close()
         for result in results:  # a lane that stopped on the error policy stops the worker
             if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
                 raise result
+
+    async def _close(self) -> bool:
+        """Leave the group, flush, close; all at once and within ``_CLOSE_WITHIN`` seconds.
+
+        With the broker down a consumer's close waits for a coordinator that does not answer,
+        and a flush for acknowledgements that do not come. Nothing is lost by not waiting:
+        offsets not committed are read again by the partitions' next owner, and storage is
+        idempotent. Returns whether everything closed in time.
+        """
+        self._closing = True
+        closing = [
+            asyncio.ensure_future(self._live.close()),
+            asyncio.ensure_future(self._backfill.close()),
+            asyncio.ensure_future(asyncio.to_thread(self._publisher.close, 2.0)),
+            asyncio.ensure_future(self._pool.close(timeout=2.0)),
+        ]
+        _, pending = await asyncio.wait(closing, timeout=_CLOSE_WITHIN)
+        if pending:
+            log.warning(
+                "the Kafka clients did not close within %.0f s (broker down?); stopping anyway:"
+                " offsets not committed are read again",
+                _CLOSE_WITHIN,
+            )
+        return not pending
+
+    def _subscribe(self) -> None:
+        self._live.consumer.subscribe(
+            [self._topics.readings],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    async def _topics_ready(self, lane: _Lane) -> None:
+        """Wait while a topic is missing (a restarted in-memory broker has none): consuming or
+        producing then only fails. Once they are back, subscribe again, so that the consumer
+        looks them up now rather than at its next metadata refresh (minutes away)."""
+        if not self._watch.status.missing:
+            return
+        log.error(
+            "%s lane paused until the topics exist (`malestrom up` creates them): %s",
+            lane.name,
+            self._watch.status.describe(),
+        )
+        await self._watch.wait_ready()
+        log.warning("%s lane resumed: the topics exist", lane.name)
+        if lane is self._live:  # the new assignment makes the backfill lane follow
+            await lane.call(self._subscribe)
 
     async def _run_lane(self, lane: _Lane, *, backfill: bool) -> None:
         # Two stages, one batch apart: while a batch is scored, the next is decoded and stored,
@@ -218,6 +276,7 @@ class StreamsWorker:
     ) -> None:
         s = self._settings
         while True:
+            await self._topics_ready(lane)
             size = s.batch_size
             if backfill and self._priority.live_lately():
                 size = s.backfill_batch_size  # small, so a live batch never waits long
@@ -268,6 +327,8 @@ class StreamsWorker:
 
     def _follow(self) -> None:
         """Make the backfill lane read the partitions the live lane owns."""
+        if self._closing:  # the live lane's close revokes everything: nothing to follow
+            return
         wanted = [TopicPartition(self._topics.backfill, p) for p in sorted(self._owned)]
         done = self._backfill.call(self._backfill.consumer.assign, wanted)
         self._pending.add(done)
@@ -297,23 +358,29 @@ class StreamsWorker:
         return send
 
 
-def _consumer_config(settings: StreamsSettings, group: str) -> dict[str, Any]:
+def _consumer_config(settings: StreamsSettings, group: str, watch: TopicWatch) -> dict[str, Any]:
     session_ms = int(settings.broker_session_timeout * 1000)
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": session_ms,
-        "heartbeat.interval.ms": max(500, session_ms // 6),
-        # A broker that holds an empty fetch for the whole wait (Tansu does) would add it to
-        # every reading's way to the nurse; and librdkafka waits fetch.error.backoff.ms (500 ms
-        # by default) after every empty answer before it fetches again: measured as a 0.5-1 s
-        # tail on the alert latency.
-        "fetch.wait.max.ms": settings.fetch_max_wait_ms,
-        "fetch.error.backoff.ms": 20,
-        "partition.assignment.strategy": "range",
-    }
+    return client_config(
+        settings.kafka_bootstrap,
+        {
+            "group.id": group,
+            "error_cb": watch.poke,  # a broker gone or back: check the topics again
+            # A subscribed topic that was missing is looked for again at each metadata refresh
+            # (every 5 minutes by default): so often, a recreated topic is read within seconds.
+            "topic.metadata.refresh.interval.ms": 5000,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(500, session_ms // 6),
+            # A broker that holds an empty fetch for the whole wait (Tansu does) would add it to
+            # every reading's way to the nurse; and librdkafka waits fetch.error.backoff.ms (500 ms
+            # by default) after every empty answer before it fetches again: measured as a 0.5-1 s
+            # tail on the alert latency.
+            "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+            "fetch.error.backoff.ms": 20,
+            "partition.assignment.strategy": "range",
+        },
+    )
 
 
 def _envelope(message: Message) -> Envelope:
@@ -346,12 +413,18 @@ def run_worker(settings: StreamsSettings) -> None:
     # 0.64 s in 619 collections, against 0.07 s in 2 with these).
     gc.set_threshold(100_000, 50, 50)
 
-    async def main() -> None:
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await StreamsWorker(settings).run(stop)
+        worker = StreamsWorker(settings)
+        await worker.run(stop)
+        return worker.closed_cleanly
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        if not asyncio.run(main()):
+            # A client still blocked in librdkafka (its close, with the broker down) would keep
+            # the interpreter's exit waiting for its thread: leave now, the work is safe.
+            logging.shutdown()
+            os._exit(0)

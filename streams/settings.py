@@ -16,6 +16,7 @@ class StreamsSettings(BaseSettings):
     kafka_bootstrap: str
     database_url: SecretStr
     topic_prefix: str = "malestrom"
+    partitions: int = 8  # every topic's partition count, as `malestrom up` creates them
     app_id: str = "malestrom-streams"
     # Group join takes about half the session timeout; the embedded mode and tests use ~6 s.
     broker_session_timeout: float = 10.0

@@ -27,6 +27,7 @@ from infra.engine import BUILD_HINT, timescaledb_installed
 from infra.topics import ensure_topics
 from ingestion.topics import Topics
 from tests.engines import ENGINES, migrate_for_tests, mismatches, session_engine
+from tests.helpers import TEST_PARTITIONS
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -106,7 +107,7 @@ def kafka_bootstrap(services_dir: Path) -> Iterator[str]:
 def topics(kafka_bootstrap: str) -> Topics:
     """Freshly created topics under a unique prefix."""
     created = Topics(f"test-{uuid.uuid4().hex[:12]}")
-    ensure_topics(kafka_bootstrap, created, partitions=2)
+    ensure_topics(kafka_bootstrap, created, partitions=TEST_PARTITIONS)
     return created
 
 

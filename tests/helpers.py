@@ -12,6 +12,7 @@ from typing import Any
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHETIC_FNR = "04677406998"  # 04.02.1974 with month + 65, valid mod-11
 FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
+TEST_PARTITIONS = 2  # the partition count of every test's topics (the `topics` fixture)
 
 
 def load_fixture(name: str) -> Any:

@@ -1,5 +1,5 @@
-"""``GET /healthz``: ready only when the schema is migrated, the broker answers and the worker
-holds its partitions."""
+"""``GET /healthz``: ready only when the schema is migrated, the broker answers with every topic
+at its configured partitions, and the worker holds its partitions."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.responses import Response
 from api import queries
 from api.deps import PoolDep, SettingsDep
 from api.storage import StorageProfile, probe_storage
+from ingestion.kafka import TopicWatch
 
 __all__ = ["router"]
 
@@ -25,6 +26,7 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> Res
         "database": await _database(request, pool),
         "storage": await _storage(request, pool),
         "broker": {"status": "up" if await request.app.state.publisher.ping() else "down"},
+        **await _topics(request),
         "worker": await _worker(pool, settings),
     }
     healthy = all(c["status"] == "up" for c in components.values())
@@ -32,6 +34,13 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> Res
     return Response(
         orjson.dumps(body), status_code=200 if healthy else 503, media_type="application/json"
     )
+
+
+async def _topics(request: Request) -> dict[str, Any]:
+    """Which topics are missing or have the wrong partitions, checked now (no component when
+    the API runs on a stand-in publisher, without a broker)."""
+    watch: TopicWatch | None = request.app.state.topic_watch
+    return {} if watch is None else {"topics": (await watch.check()).public()}
 
 
 async def _database(request: Request, pool: PoolDep) -> dict[str, Any]:

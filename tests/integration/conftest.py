@@ -19,7 +19,7 @@ from infra.devissuer import DevIssuer, DpopAuth
 from infra.migrate import migration_ids
 from infra.processes import free_port, spawn, stop, wait_for_port
 from ingestion.topics import Topics
-from tests.helpers import fresh_orgnr, settings_trusting
+from tests.helpers import TEST_PARTITIONS, fresh_orgnr, settings_trusting
 
 
 class Worker:
@@ -40,20 +40,26 @@ class Worker:
                 print(self.log.read_text()[-3000:])  # noqa: T201 - shown only when it failed
 
 
+def worker_env(topics: Topics, kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+    """The environment of a streams worker on ``topics`` (created with ``TEST_PARTITIONS``)."""
+    return {
+        **os.environ,
+        "MALESTROM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "MALESTROM_DATABASE_URL": database_url,
+        "MALESTROM_TOPIC_PREFIX": topics.prefix,
+        "MALESTROM_PARTITIONS": str(TEST_PARTITIONS),
+        "MALESTROM_APP_ID": f"{topics.prefix}-streams",
+        "MALESTROM_BROKER_SESSION_TIMEOUT": "6",
+        "MALESTROM_ALERT_CHECK_INTERVAL": "1",
+    }
+
+
 @pytest.fixture
 def worker(
     topics: Topics, kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> Iterator[Worker]:
     """A running streams worker on this test's topics."""
-    env = {
-        **os.environ,
-        "MALESTROM_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "MALESTROM_DATABASE_URL": database_url,
-        "MALESTROM_TOPIC_PREFIX": topics.prefix,
-        "MALESTROM_APP_ID": f"{topics.prefix}-streams",
-        "MALESTROM_BROKER_SESSION_TIMEOUT": "6",
-        "MALESTROM_ALERT_CHECK_INTERVAL": "1",
-    }
+    env = worker_env(topics, kafka_bootstrap, database_url)
     running = Worker(env, tmp_path / "worker.log")
     running.start()
     try:
@@ -83,6 +89,7 @@ def api_settings(worker: Worker, issuer: DevIssuer, **overrides: str) -> ApiSett
         kafka_bootstrap=worker.env["MALESTROM_KAFKA_BOOTSTRAP"],
         database_url=worker.env["MALESTROM_DATABASE_URL"],
         topic_prefix=worker.env["MALESTROM_TOPIC_PREFIX"],
+        partitions=int(worker.env["MALESTROM_PARTITIONS"]),
         app_id=worker.env["MALESTROM_APP_ID"],
         **overrides,
     )

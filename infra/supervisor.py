@@ -74,6 +74,7 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         env = _start_services(options, settings, services)
+        _metrics_ports(options.port, env)
         policy = partial(_policy, settings)
         children.append(_program(["worker"], env, logs, policy()))
         api_args = ["api", "--host", options.host, "--port", str(options.port)]
@@ -156,6 +157,23 @@ def _start_services(
         _say(change)
     _ensure_topics(env, settings)
     return env
+
+
+# Prometheus endpoints on 127.0.0.1 that `up` turns on unless set: the worker's, and the API's
+# own (a scraper cannot sign DPoP proofs for GET /metrics), next to the development proxy.
+_METRICS_PORTS = (("worker", "MALESTROM_WORKER_METRICS_PORT", 2),
+                  ("API", "MALESTROM_API_METRICS_PORT", 3))  # fmt: skip
+
+
+def _metrics_ports(port: int, env: dict[str, str]) -> None:
+    served = []
+    for name, variable, offset in _METRICS_PORTS:
+        if variable not in env and port_free("127.0.0.1", port + offset):
+            env[variable] = str(port + offset)
+        if env.get(variable, "0") != "0":
+            served.append(f"{name} http://127.0.0.1:{env[variable]}/metrics")
+    if served:
+        _say(f"metrics for Prometheus: {', '.join(served)}")
 
 
 def _start_dev_proxy(

@@ -20,6 +20,7 @@ import httpx
 import orjson
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.devissuer import SIMULATED_ORGANISATION, DevIssuer
 from infra.processes import free_port
@@ -84,6 +85,22 @@ def _eventually(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
         time.sleep(0.25)
 
 
+def _metrics(port: int) -> dict[str, float]:
+    """The sums of every counter and gauge on a loopback metrics port `up` turned on."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (f"{family.name}_total", family.name):
+                sums[family.name] = sums.get(family.name, 0.0) + sample.value
+    return sums
+
+
+def _drained(port: int) -> dict[str, float] | None:
+    figures = _metrics(port)
+    return figures if figures.get("malestrom_consumer_lag", -1) == 0 else None
+
+
 def _roles(data_dir: Path) -> tuple[httpx.Auth, httpx.Auth]:
     """A hub and a nurse of the simulated organisation, from the issuer `up` made."""
     issuer = DevIssuer.ensure(data_dir / "dev-issuer")
@@ -120,6 +137,10 @@ def test_up_serves_a_bundle_and_stops_without_leftovers(tmp_path: Path) -> None:
         assert _post(url, body, hub) == 200
         time.sleep(2)  # give a duplicate time to land, were it (wrongly) to be stored
         assert len(_search(url, fnr, nurse)) == 3
+        worker = _eventually(lambda: _drained(port + 2), timeout=30, what="worker metrics, lag 0")
+        assert worker["malestrom_readings_stored"] >= 3
+        api = _metrics(port + 3)
+        assert api["malestrom_readings_accepted"] == 3  # the resend was known: not counted
         called = subprocess.run(
             [sys.executable, "-m", "infra.cli", "call", "GET", "/api/v1/board", "--url", url,
              "--data-dir", str(data_dir)],

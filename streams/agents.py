@@ -26,11 +26,11 @@ from functools import partial
 from typing import Protocol, TypeVar
 
 import psycopg
-from psycopg_pool import PoolTimeout
 
 from ingestion.exceptions import UnavailableError
 from ingestion.measurement import from_record
 from streams.deadletter import dead_letter_headers
+from streams.outages import database_unavailable
 from streams.sinks import ObservationRow, Sink, measurement_row
 
 __all__ = [
@@ -106,14 +106,10 @@ _BROKEN_DEPLOYMENT = (
 )
 
 
-# A database that is down, restarting or unreachable, or a pool that found no connection.
-_UNAVAILABLE = (UnavailableError, psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
-
-
 def policy_for(error: BaseException) -> Policy:
     """The error policy: retry an unavailable service, stop on a broken deployment, else
     dead-letter the record that failed."""
-    if isinstance(error, _UNAVAILABLE):
+    if isinstance(error, UnavailableError) or database_unavailable(error):
         return Policy.RETRY
     if isinstance(error, _BROKEN_DEPLOYMENT):
         return Policy.STOP

@@ -42,6 +42,7 @@ from streams.news2_store import (
     store_alerts,
     store_scores,
 )
+from streams.outages import database_unavailable
 from streams.scoring import PatientContext, ScoredSet, score_sets
 from streams.sinks import ObservationRow
 
@@ -100,6 +101,8 @@ class News2Scorer:
         try:
             rendered, events = await self._score(news, keys, self._clock())
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not database_unavailable(exc):
+                raise
             self._drop(keys)
             raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
         except BaseException:
@@ -199,6 +202,8 @@ class News2Scorer:
                 )
                 rows = await cur.fetchall()
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not database_unavailable(exc):
+                raise
             raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
         events = [_event_record(event_id, key) for event_id, key in rows]
         await retry_unavailable(partial(self._emit_alerts, events), what="emit alert events")

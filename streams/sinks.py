@@ -28,6 +28,7 @@ from ingestion.measurement import Measurement
 from ingestion.news2_inputs import ACVPU_CODE
 from ingestion.panels import COMPONENT_SYSTEM, STORED_COMPONENTS, column_values, components_of_panel
 from ingestion.rendering import code_system_of, components_of, to_observation
+from streams.outages import database_unavailable
 from streams.partitions import ensure_days
 
 __all__ = [
@@ -446,6 +447,8 @@ class ObservationSink:
             async with self._pool.connection(timeout=self._timeout) as conn:
                 await self._write(conn, layout.statements, rows)
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            if not database_unavailable(exc):
+                raise
             raise DatabaseUnavailableError(
                 f"database unavailable: {type(exc).__name__}", retry_after=1.0
             ) from exc

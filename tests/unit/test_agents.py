@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
 from ingestion.measurement import to_json
@@ -129,10 +130,16 @@ def test_a_reading_the_scorer_fails_on_is_dead_lettered_at_score() -> None:
         (ValueError("a bug"), Policy.DEAD_LETTER),
         (psycopg.errors.DataError("refused"), Policy.DEAD_LETTER),
         (psycopg.errors.UndefinedColumn("not migrated"), Policy.STOP),
+        (psycopg.OperationalError("connection refused"), Policy.RETRY),
+        (psycopg.errors.AdminShutdown("terminating connection"), Policy.RETRY),
+        (psycopg.errors.DeadlockDetected("deadlock"), Policy.RETRY),
+        (PoolTimeout("no connection in 3 s"), Policy.RETRY),
+        (psycopg.errors.ProgramLimitExceeded("index row size exceeds"), Policy.DEAD_LETTER),
     ],
 )
 def test_the_error_policy_names_what_each_failure_does(error: Exception, policy: Policy) -> None:
-    """Unavailable → retry; bad data or a bug → dead-letter; a broken deployment → stop."""
+    """Unavailable → retry; bad data or a bug → dead-letter; a broken deployment → stop. A
+    program limit (a value too large) fails every time: the record's fault, not an outage."""
     assert policy_for(error) is policy
 
 

@@ -40,7 +40,7 @@ from api.web import install_pages, open_web, serve_offline_docs
 from ingestion import receiver, vendor_receiver
 from ingestion.kafka import TopicWatch, WatchedPublisher
 from ingestion.mapping import load_templates
-from ingestion.metrics import serve_loopback
+from ingestion.prometheus import serve_loopback
 from ingestion.publisher import KafkaPublisher, Publisher
 from ingestion.topics import Topics
 

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
-from ingestion.metrics import LATENCY_BUCKETS, PoolCollector, process_registry
+from ingestion.prometheus import LATENCY_BUCKETS, PoolCollector, process_registry
 
 __all__ = ["ApiMetrics"]
 

@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from psycopg_pool import AsyncConnectionPool
 
 from ingestion.kafka import TopicWatch, client_config
-from ingestion.metrics import serve_loopback
+from ingestion.prometheus import serve_loopback
 from ingestion.publisher import KafkaPublisher
 from ingestion.topics import Topics
 from streams.agents import Envelope, Send, Stored, run_alert_rules, score_stored, store_batch

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
-from ingestion.metrics import LATENCY_BUCKETS, PoolCollector, process_registry
+from ingestion.prometheus import LATENCY_BUCKETS, PoolCollector, process_registry
 from streams.agents import Send, Stored
 
 __all__ = ["WorkerMetrics", "partition_lag"]

@@ -21,7 +21,7 @@ from api.metrics import ApiMetrics
 from infra.devissuer import DevIssuer
 from infra.processes import free_port
 from ingestion.known import RecentIds
-from ingestion.metrics import PoolCollector, serve_loopback
+from ingestion.prometheus import PoolCollector, serve_loopback
 from streams.metrics import WorkerMetrics, partition_lag
 from tests.helpers import bundle, observation
 from tests.unit.offline import offline_api

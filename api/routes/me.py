@@ -145,7 +145,9 @@ async def access_log_rows(
 
 def access_entry(row: dict[str, Any]) -> dict[str, Any]:
     if row["actor_kind"] == "citizen":
-        who = "Deg selv"
+        # A citizen is refused only someone else's data: a refusal in your log was another
+        # person's attempt, never yours, and their identity is not shown.
+        who = "En annen innbygger" if row["outcome"] == "denied" else "Deg selv"
     elif row["actor_kind"] == "system":
         who = f"Fagsystem ({row['client_id'] or 'ukjent'})"
     else:

@@ -593,6 +593,12 @@ def test_a_refused_read_is_access_logged_and_the_citizen_sees_it(system: System)
     ).json()
     outcomes = {e["resource"]["outcomeDesc"]: e["resource"]["outcome"] for e in audit["entry"]}
     assert outcomes["denied"] == "4"
+    other = system.call(system.citizen(pid=system.p2), "GET", _search(system.p1))
+    assert other.status_code == 403
+    entries = system.call(system.citizen(), "GET", "/api/v1/me/access-log").json()["entries"]
+    newest_refusal = next(e for e in entries if e["outcome"] == "denied")  # newest first
+    assert newest_refusal["who"] == "En annen innbygger"  # not "Deg selv"; no identity number
+    assert system.p2 not in str(entries)
 
 
 def test_acting_on_an_alert_needs_the_organisation_and_is_recorded(system: System) -> None:

@@ -20,16 +20,19 @@ __depends__ = {"0011_news2_inputs", "0013_web_sessions"}
 _COLUMN_SQL = [
     "ALTER TABLE observations ADD COLUMN diastolic double precision",
     # Readings stored before this migration (the systolic column was filled by 0011, but a
-    # panel stored by an import path that left it empty gets it here too).
+    # panel stored by an import path that left it empty gets it here too). The LOINC coding is
+    # matched wherever it stands among a component's codings, as the writer does.
     """UPDATE observations SET
         systolic = coalesce(systolic, (
             SELECT (c #>> '{valueQuantity,value}')::float8
             FROM jsonb_array_elements(resource -> 'component') c
-            WHERE c #>> '{code,coding,0,code}' = '8480-6' LIMIT 1)),
+            WHERE c -> 'code' -> 'coding' @> '[{"system": "http://loinc.org", "code": "8480-6"}]'
+            LIMIT 1)),
         diastolic = (
             SELECT (c #>> '{valueQuantity,value}')::float8
             FROM jsonb_array_elements(resource -> 'component') c
-            WHERE c #>> '{code,coding,0,code}' = '8462-4' LIMIT 1)
+            WHERE c -> 'code' -> 'coding' @> '[{"system": "http://loinc.org", "code": "8462-4"}]'
+            LIMIT 1)
     WHERE code = '85354-9'""",
 ]
 

@@ -126,8 +126,9 @@ ON CONFLICT DO NOTHING
 RETURNING id
 """
 
+# The upgraded alert says why it is an emergency now: the reason and score of the upgrade.
 UPGRADE_ALERT = """
-UPDATE alerts SET level = %(level)s
+UPDATE alerts SET level = %(level)s, reason = %(reason)s, score_effective = %(score_effective)s
 WHERE patient_key = %(patient_key)s AND kind = 'news2' AND status <> 'resolved'
   AND level = 'urgent' AND %(level)s = 'emergency'
 RETURNING id

@@ -199,14 +199,19 @@ async def test_sets_are_assembled_across_devices_and_a_red_score_raises_one_aler
 
 
 async def test_rising_to_high_upgrades_the_open_alert(stage: Stage) -> None:
-    """From urgent to high the same alert is upgraded to emergency."""
+    """From urgent to high the same alert is upgraded to emergency, and says why: the reason
+    is the score that made it one."""
     await stage.settings(long_term_oxygen=False)
     await stage.send(minutes(0), **NORMAL_SET)
-    await stage.send(minutes(5), pulse=115, temperature=38.5)  # 2 + 1 = 3 → low
-    await stage.send(minutes(6), respiration_rate=22, spo2=93)  # + 2 + 2 = 7 → high
+    await stage.send(minutes(5), pulse=115, temperature=38.5, respiration_rate=22)  # 5: medium
+    assert [(a["level"], a["reason"]) for a in await stage.alerts()] == [
+        ("urgent", "NEWS2 5 (medium)")
+    ]
+    await stage.send(minutes(6), spo2=93)  # + 2 = 7 → high
     alerts = await stage.alerts()
     assert [(a["level"], a["status"]) for a in alerts] == [("emergency", "open")]
     assert [s["band"] for s in await stage.scores()][-1] == "high"
+    assert "NEWS2 7" in alerts[0]["reason"]
 
 
 async def test_stale_parameters_make_the_set_incomplete(stage: Stage) -> None:

@@ -112,9 +112,20 @@ def codes_param(value: str | None, *, required: bool = False, name: str = "code"
 def instant_range(text: str, expression: str) -> tuple[dt.datetime, dt.datetime]:
     """The instants ``[start, end)`` a FHIR date/dateTime of any precision covers (UTC when the
     value has no offset)."""
+    if not text:
+        raise _invalid(
+            f"{expression} is missing: give a FHIR date or dateTime (2026-12-01, or "
+            "2026-12-01T08:00:00+01:00)",
+            expression,
+            "required",
+        )
     match = _DATE.fullmatch(text)
     if not match:
-        raise _invalid(f"{expression} is not a FHIR date or dateTime", expression)
+        raise _invalid(
+            f"{expression} is not a FHIR date or dateTime (2026-12-01, or "
+            "2026-12-01T08:00:00+01:00)",
+            expression,
+        )
     g = match.groupdict()
     try:
         tz = (

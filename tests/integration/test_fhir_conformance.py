@@ -147,3 +147,19 @@ def test_summary_keeps_the_summary_or_the_text_elements(api: TestClient) -> None
     wrong = api.get("/fhir/Observation", params={"patient.identifier": fnr, "_summary": "some"})
     assert wrong.status_code == 400
     assert "true, text, data, count, false" in wrong.text
+
+
+def test_a_missing_date_says_missing_not_malformed(api: TestClient) -> None:
+    """Trends without ``from`` are refused saying it is missing (422), with an example; a
+    malformed one says it is not a date (400)."""
+    fnr = fresh_fnr()
+    _post(api, observation(fnr=fnr))
+    query = {"patient.identifier": fnr, "code": "8867-4", "to": "2026-12-01"}
+    missing = api.get("/api/v1/trends", params=query)
+    assert missing.status_code == 422
+    issue = missing.json()["issue"][0]
+    assert (issue["code"], issue["expression"]) == ("required", ["from"])
+    assert "from is missing" in issue["diagnostics"]
+    malformed = api.get("/api/v1/trends", params=query | {"from": "yesterday"})
+    assert malformed.status_code == 400
+    assert "not a FHIR date" in malformed.json()["issue"][0]["diagnostics"]

@@ -26,11 +26,12 @@ __all__ = ["RequestsDpopAuth", "aiohttp_dpop", "development_credentials"]
 
 
 def development_credentials(
-    role: str, *, data_dir: Path | None = None, **mint: Any
+    role: str, *, data_dir: str | Path | None = None, **mint: Any
 ) -> RoleCredentials:
     """Tokens of a role (``hub``, ``nurse``, ``clinician``, ``citizen`` with ``pid=…``,
-    ``admin``) from the development issuer `malestrom up` made (`find_dev_issuer`)."""
-    return RoleCredentials(find_dev_issuer(data_dir), role, **mint)
+    ``admin``) from the development issuer `malestrom up` made in ``data_dir`` (its default
+    when None; `find_dev_issuer`)."""
+    return RoleCredentials(find_dev_issuer(Path(data_dir) if data_dir else None), role, **mint)
 
 
 class RequestsDpopAuth(requests.auth.AuthBase):

@@ -37,7 +37,7 @@ from infra.migrate import upgrade
 from infra.processes import port_free, spawn, stop, wait_for_port
 from infra.restarts import RestartPolicy
 from infra.settings import UpSettings
-from infra.topics import ensure_topics
+from infra.topics import check_topics, ensure_topics
 from ingestion.topics import Topics
 
 __all__ = ["UpOptions", "run_up"]
@@ -211,7 +211,28 @@ def _start_dev_proxy(
 
 def _ensure_topics(env: dict[str, str], settings: UpSettings) -> list[str]:
     topics = Topics(settings.topic_prefix)
-    return ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
+    bootstrap = env["MALESTROM_KAFKA_BOOTSTRAP"]
+    created = ensure_topics(bootstrap, topics, partitions=settings.partitions)
+    _warn_about_partitions(bootstrap, topics, settings.partitions)
+    return created
+
+
+def _warn_about_partitions(bootstrap: str, topics: Topics, partitions: int) -> None:
+    """Say which topics exist with another partition count: `ensure_topics` leaves them so."""
+    try:
+        status = check_topics(bootstrap, topics, partitions=partitions)
+    except KafkaException as exc:
+        _say(f"warning: the topics' partition counts could not be checked ({exc})")
+        return
+    if status.wrong_partitions:
+        found = ", ".join(f"{n} has {c}" for n, c in sorted(status.wrong_partitions.items()))
+        _say(
+            f"warning: topics with another partition count than MALESTROM_PARTITIONS="
+            f"{partitions}: {found}; malestrom never changes an existing topic (add partitions "
+            "with the broker's tools, or set MALESTROM_PARTITIONS to match)"
+        )
+    if status.missing:
+        _say(f"warning: topics still missing after creating them: {', '.join(status.missing)}")
 
 
 def _policy(settings: UpSettings) -> RestartPolicy:

@@ -9,10 +9,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 
 from infra import supervisor
 from infra.processes import free_port, stop
 from infra.restarts import RestartPolicy
+from infra.settings import UpSettings
+from ingestion.kafka import TopicStatus
+from ingestion.topics import Topics
 
 
 class _Dropped(Exception):  # noqa: N818 - not an error: how a test ends the endless loop
@@ -106,3 +110,45 @@ def test_a_development_proxy_that_exits_at_start_is_skipped(
     assert children == []
     assert "development proxy skipped: it did not start" in capsys.readouterr().out
     assert list(run_dir.iterdir()) == []
+
+
+def test_topics_with_the_wrong_partition_count_are_named_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ensure_topics` never changes an existing topic, so `up` checks afterwards and says
+    which topics have another partition count, and how many; it goes on."""
+    topics = Topics("t")
+    checked: list[tuple[str, int]] = []
+
+    def check(bootstrap: str, wanted: Topics, *, partitions: int) -> TopicStatus:
+        checked.append((bootstrap, partitions))
+        wrong = {wanted.readings: 3, wanted.alerts: 1}
+        return TopicStatus(wrong_partitions=wrong, expected_partitions=partitions)
+
+    monkeypatch.setattr(supervisor, "ensure_topics", lambda *_, **__: ["new"])
+    monkeypatch.setattr(supervisor, "check_topics", check)
+    settings = UpSettings(topic_prefix="t", partitions=8)
+    env = {"MALESTROM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+
+    assert supervisor._ensure_topics(env, settings) == ["new"]
+    assert checked == [("127.0.0.1:1", 8)]
+    assert (
+        "warning: topics with another partition count than MALESTROM_PARTITIONS=8: "
+        f"{topics.alerts} has 1, {topics.readings} has 3; "
+        "malestrom never changes an existing topic"
+    ) in capsys.readouterr().out
+
+
+def test_a_topic_check_the_broker_does_not_answer_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No answer to the check does not stop `up` (the topics were just created)."""
+
+    def check(*_: object, **__: object) -> TopicStatus:
+        raise KafkaException("timed out")
+
+    monkeypatch.setattr(supervisor, "ensure_topics", lambda *_, **__: [])
+    monkeypatch.setattr(supervisor, "check_topics", check)
+    env = {"MALESTROM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    assert supervisor._ensure_topics(env, UpSettings(topic_prefix="t")) == []
+    assert "warning: the topics' partition counts could not be checked" in capsys.readouterr().out

@@ -136,7 +136,8 @@ def _start_services(
         _say(
             f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}: it keeps data in "
             "memory only, so readings not yet stored are lost if it stops (senders' resends "
-            "bring them back); production needs Kafka with replication 3, min.insync.replicas=2"
+            "bring them back), and so are dead letters not yet replayed; production needs Kafka "
+            "with replication 3, min.insync.replicas=2"
         )
     if settings.wants_dev_issuer:
         issuer = DevIssuer.ensure(
@@ -305,7 +306,8 @@ def _service_children(
 
 _BROKER_LOSS = (
     "the embedded broker keeps data in memory only: readings accepted but not yet stored are "
-    "lost; senders' resends bring them back"
+    "lost; senders' resends bring them back; dead letters not yet replayed (`malestrom dlq "
+    "list`) are lost for good"
 )
 
 

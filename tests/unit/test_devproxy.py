@@ -1,5 +1,6 @@
 """The development proxy signs what it forwards as the role the request needs, keeps the client's
-Host (so the API's links point back at the proxy), and runs only in development."""
+Host (so the API's links point back at the proxy), serves only its loopback Host, and runs only
+in development."""
 
 from __future__ import annotations
 

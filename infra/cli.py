@@ -231,7 +231,11 @@ def _dev_proxy(args: argparse.Namespace) -> int:
         )
     public_url = os.environ.get("MALESTROM_PUBLIC_URL")
     app = create_dev_proxy(
-        args.upstream, _dev_issuer(args), read_role=args.read_as, public_url=public_url
+        args.upstream,
+        _dev_issuer(args),
+        port=args.port,
+        read_role=args.read_as,
+        public_url=public_url,
     )
     uvicorn.run(
         app, host="127.0.0.1", port=args.port, log_level="warning", log_config=None,

@@ -11,6 +11,10 @@ nurse of the same organisation (``read``, ``alerts``, ``settings``), who therefo
 patients whose readings the hub sent. Any ``Authorization`` or ``DPoP`` header the client sends
 is replaced. The client's ``Host`` is kept, so that the links and ``Location`` the API answers
 point back at the proxy, and each proof's ``htu`` is the URL the API sees.
+
+Only a loopback ``Host`` (``127.0.0.1``, ``localhost`` or ``[::1]`` with the proxy's port) is
+served; any other is answered 403. Otherwise a web page on a name that resolves to 127.0.0.1
+(DNS rebinding) could read everything through the proxy as the nurse.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from infra.devissuer import DevIssuer, RoleCredentials
+from ingestion.outcomes import Issue
+from ingestion.responses import outcome_response
 
-__all__ = ["INGEST_ROLE", "create_dev_proxy", "signing_role"]
+__all__ = ["INGEST_ROLE", "create_dev_proxy", "loopback_hosts", "signing_role"]
 
 INGEST_ROLE = "hub"
 _INGEST_PATHS = frozenset({"/fhir", "/fhir/Observation"})
@@ -58,18 +64,25 @@ def signing_role(method: str, path: str, *, read_role: str = "nurse") -> str:
     return INGEST_ROLE if method.upper() == "POST" and sends else read_role
 
 
+def loopback_hosts(port: int) -> frozenset[str]:
+    """The ``Host`` values the proxy on ``port`` serves: its loopback addresses, nothing else."""
+    return frozenset(f"{name}:{port}" for name in ("127.0.0.1", "localhost", "[::1]"))
+
+
 def create_dev_proxy(
     upstream: str,
     issuer: DevIssuer,
     *,
+    port: int,
     read_role: str = "nurse",
     public_url: str | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Starlette:
-    """The proxy app forwarding to ``upstream`` (the API's base URL); ``public_url`` is the
-    API's ``MALESTROM_PUBLIC_URL`` when one is set (the proofs' ``htu`` then starts with it);
-    ``transport`` replaces the network (tests)."""
+    """The proxy app, listening on ``port``, forwarding to ``upstream`` (the API's base URL);
+    ``public_url`` is the API's ``MALESTROM_PUBLIC_URL`` when one is set (the proofs' ``htu``
+    then starts with it); ``transport`` replaces the network (tests)."""
     credentials = {role: RoleCredentials(issuer, role) for role in {INGEST_ROLE, read_role}}
+    hosts = loopback_hosts(port)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,12 +91,14 @@ def create_dev_proxy(
             app.state.client = client
             yield
 
-    async def forward(request: Request) -> StreamingResponse:
+    async def forward(request: Request) -> Response:
+        host = request.headers.get("host", "")  # forwarded as sent: the API's htu uses it
+        if host.lower() not in hosts:
+            return _foreign_host(port)
         raw = request.scope.get("raw_path") or request.url.path.encode()
         path = raw.decode("latin-1")
         signer = credentials[signing_role(request.method, request.url.path, read_role=read_role)]
         auth = signer.auth()
-        host = request.headers.get("host", "127.0.0.1")
         seen_as = (public_url.rstrip("/") if public_url else f"http://{host}") + path
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED]
         if "accept-encoding" not in request.headers:  # else httpx would ask for gzip itself
@@ -109,3 +124,12 @@ def create_dev_proxy(
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(routes=[Route("/{path:path}", forward, methods=methods)], lifespan=lifespan)
+
+
+def _foreign_host(port: int) -> Response:
+    """403 for a request whose ``Host`` is not the proxy's loopback address."""
+    diagnostics = (
+        f"the development proxy serves only Host 127.0.0.1:{port}, localhost:{port} or "
+        f"[::1]:{port}; use one of those addresses"
+    )
+    return outcome_response(403, [Issue("error", "forbidden", diagnostics, "Host")])

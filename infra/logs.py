@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,7 @@ class RepeatFilter(logging.Filter):
 
     Lines are identical when logger, level and rendered message are; records with a traceback
     always pass. Only ``max_keys`` distinct lines are remembered (the oldest are forgotten).
+    Safe on several threads at once (librdkafka logs from its own threads).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class RepeatFilter(logging.Filter):
         self._max_keys = max_keys
         self._clock = clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> (shown at, held)
+        self._lock = threading.Lock()  # two threads must not both forget the same oldest line
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Pass the record (perhaps with a count added) or hold it back."""
@@ -69,15 +72,16 @@ class RepeatFilter(logging.Filter):
             return True
         message = record.getMessage()
         key = (record.name, record.levelno, message)
-        now = self._clock()
-        shown = self._seen.get(key)
-        if shown is not None and now - shown[0] < self._interval:
-            self._seen[key] = (shown[0], shown[1] + 1)
-            return False
-        self._seen.pop(key, None)  # re-inserted last: the dict stays in order of showing
-        self._seen[key] = (now, 0)
-        if len(self._seen) > self._max_keys:
-            del self._seen[next(iter(self._seen))]
+        with self._lock:
+            now = self._clock()
+            shown = self._seen.get(key)
+            if shown is not None and now - shown[0] < self._interval:
+                self._seen[key] = (shown[0], shown[1] + 1)
+                return False
+            self._seen.pop(key, None)  # re-inserted last: the dict stays in order of showing
+            self._seen[key] = (now, 0)
+            if len(self._seen) > self._max_keys:
+                del self._seen[next(iter(self._seen))]
         if shown is not None and shown[1]:
             record.msg = f"{message} (repeated {shown[1]} times in the last {now - shown[0]:.0f} s)"
             record.args = ()

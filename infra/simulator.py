@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import random
 import signal
 import threading
@@ -111,22 +112,49 @@ def make_fleet(n: int, rng: random.Random) -> list[SimulatedPatient]:
 
 def load_fleet(path: Path, n: int, rng: random.Random) -> list[SimulatedPatient]:
     """The first ``n`` patients of the fleet kept in ``path``, adding (and keeping) new ones
-    only when it has fewer."""
-    numbers = [p["fnr"] for p in json.loads(path.read_text())["patients"]] if path.exists() else []
+    only when it has fewer; a file that cannot be read as a fleet is made again."""
+    numbers = _stored_numbers(path)
     known = set(numbers)
-    added = False
+    added = not path.exists() or not numbers
     while len(numbers) < n:
         fnr = synthetic_person_number(rng)
         if fnr not in known:
             numbers.append(fnr)
             known.add(fnr)
             added = True
-    fleet = _patients(numbers)
-    if added or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        patients = [{"fnr": p.fnr, "device": p.device} for p in fleet]
-        path.write_text(json.dumps({"patients": patients}, indent=1) + "\n")
-    return fleet[:n]
+    if added:
+        patients = [{"fnr": p.fnr, "device": p.device} for p in _patients(numbers)]
+        _write_atomically(path, json.dumps({"patients": patients}, indent=1) + "\n")
+    # The plan (one in six, at least one) is for the fleet simulated, not the fleet stored.
+    return _patients(numbers[:n])
+
+
+def _stored_numbers(path: Path) -> list[str]:
+    """The identities kept in ``path``, in fleet order; none when it is missing or unreadable."""
+    if not path.exists():
+        return []
+    try:
+        numbers = [p["fnr"] for p in json.loads(path.read_text())["patients"]]
+    except (ValueError, KeyError, TypeError) as exc:  # ValueError: not JSON, or not UTF-8
+        log.warning(
+            "simulator: %s cannot be read (%s); making a new fleet", path, type(exc).__name__
+        )
+        return []
+    if not all(isinstance(fnr, str) for fnr in numbers):
+        log.warning("simulator: %s holds a patient without an identity; making a new fleet", path)
+        return []
+    return numbers
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a reader (or a crash) never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
 
 
 def _patients(numbers: list[str]) -> list[SimulatedPatient]:

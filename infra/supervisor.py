@@ -3,9 +3,11 @@
 Order: embedded PostgreSQL and broker (only when no external ones are configured) → migrations →
 topics → streams worker → API → simulator. A child that dies is restarted with back-off and the
 supervisor says which, with what code, and when it tries again (`infra/restarts.py`); a restarted
-embedded broker gets its topics again, and the message says what its restart lost. Only a child
-that keeps crashing makes `up` stop everything with a non-zero exit. SIGTERM or Ctrl-C stops the
-children in reverse order. Each child's pid is in ``DATA/run/NAME.pid`` while it runs.
+embedded broker gets its topics again, and the message says what its restart lost. Only an
+essential child (worker, API, embedded PostgreSQL and broker) that keeps crashing makes `up` stop
+everything with a non-zero exit; the conveniences (development proxy, simulator) are stopped and
+dropped alone when they fail to start or keep crashing. SIGTERM or Ctrl-C stops the children in
+reverse order. Each child's pid is in ``DATA/run/NAME.pid`` while it runs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from infra.migrate import upgrade
 from infra.processes import port_free, spawn, stop, wait_for_port
 from infra.restarts import RestartPolicy
 from infra.settings import UpSettings
-from infra.topics import ensure_topics
+from infra.topics import check_topics, ensure_topics
 from ingestion.topics import Topics
 
 __all__ = ["UpOptions", "run_up"]
@@ -90,7 +92,7 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
         if options.simulate:
             sim_args = ["simulate", "--url", url, "-n", str(options.simulate),
                         "--data-dir", str(options.data_dir)]  # fmt: skip
-            children.append(_program(sim_args, env, logs, policy()))
+            children.append(_program(sim_args, env, logs, policy(), essential=False))
             children[-1].start(run_dir)
         _say(f"malestrom is up at {url}  (health: {url}/healthz, logs: {logs})")
         watched = [*_service_children(services, run_dir, settings, env, policy), *children]
@@ -134,7 +136,8 @@ def _start_services(
         _say(
             f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}: it keeps data in "
             "memory only, so readings not yet stored are lost if it stops (senders' resends "
-            "bring them back); production needs Kafka with replication 3, min.insync.replicas=2"
+            "bring them back), and so are dead letters not yet replayed; production needs Kafka "
+            "with replication 3, min.insync.replicas=2"
         )
     if settings.wants_dev_issuer:
         issuer = DevIssuer.ensure(
@@ -188,12 +191,19 @@ def _start_dev_proxy(
     if not port_free("127.0.0.1", port):  # a convenience: never the reason `up` fails
         _say(f"development proxy not started: 127.0.0.1:{port} is in use (--dev-proxy-port P)")
         return
-    proxy = _program(["dev-proxy", "--port", str(port), "--upstream", upstream], env, logs, policy)
-    children.append(proxy)
+    args = ["dev-proxy", "--port", str(port), "--upstream", upstream]
+    proxy = _program(args, env, logs, policy, essential=False)
     proxy.start(run_dir)
     process = proxy.proc
     assert process is not None
-    wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: process.poll() is None)
+    try:
+        wait_for_port("127.0.0.1", port, timeout=30, alive=lambda: process.poll() is None)
+    except TimeoutError as exc:
+        stop(process)
+        (run_dir / f"{proxy.key}.pid").unlink(missing_ok=True)
+        _say(f"development proxy skipped: it did not start ({exc}; see {logs / 'dev-proxy.log'})")
+        return
+    children.append(proxy)
     _say(
         f"development proxy for FHIR clients without credentials: http://127.0.0.1:{port}/fhir "
         "(signs readings sent in as the hub of 311000004, everything else as its nurse)"
@@ -202,7 +212,28 @@ def _start_dev_proxy(
 
 def _ensure_topics(env: dict[str, str], settings: UpSettings) -> list[str]:
     topics = Topics(settings.topic_prefix)
-    return ensure_topics(env["MALESTROM_KAFKA_BOOTSTRAP"], topics, partitions=settings.partitions)
+    bootstrap = env["MALESTROM_KAFKA_BOOTSTRAP"]
+    created = ensure_topics(bootstrap, topics, partitions=settings.partitions)
+    _warn_about_partitions(bootstrap, topics, settings.partitions)
+    return created
+
+
+def _warn_about_partitions(bootstrap: str, topics: Topics, partitions: int) -> None:
+    """Say which topics exist with another partition count: `ensure_topics` leaves them so."""
+    try:
+        status = check_topics(bootstrap, topics, partitions=partitions)
+    except KafkaException as exc:
+        _say(f"warning: the topics' partition counts could not be checked ({exc})")
+        return
+    if status.wrong_partitions:
+        found = ", ".join(f"{n} has {c}" for n, c in sorted(status.wrong_partitions.items()))
+        _say(
+            f"warning: topics with another partition count than MALESTROM_PARTITIONS="
+            f"{partitions}: {found}; malestrom never changes an existing topic (add partitions "
+            "with the broker's tools, or set MALESTROM_PARTITIONS to match)"
+        )
+    if status.missing:
+        _say(f"warning: topics still missing after creating them: {', '.join(status.missing)}")
 
 
 def _policy(settings: UpSettings) -> RestartPolicy:
@@ -234,6 +265,7 @@ class _Child:
     key: str  # its pid file is DATA/run/KEY.pid
     log: str  # its log is DATA/logs/LOG.log, shown when it keeps crashing
     lost: str = ""  # said when it dies: what was lost and what brings it back
+    essential: bool = True  # False: when it keeps crashing, `up` drops it and keeps running
     proc: subprocess.Popen[bytes] | None = None
     restart_at: float | None = None
 
@@ -274,7 +306,8 @@ def _service_children(
 
 _BROKER_LOSS = (
     "the embedded broker keeps data in memory only: readings accepted but not yet stored are "
-    "lost; senders' resends bring them back"
+    "lost; senders' resends bring them back; dead letters not yet replayed (`malestrom dlq "
+    "list`) are lost for good"
 )
 
 
@@ -308,28 +341,45 @@ def _broker_starter(
     return launch
 
 
-def _supervise(watched: list[_Child], run_dir: Path, logs: Path) -> int:
-    """Restart what dies, with back-off; return 1 once something keeps crashing."""
+def _supervise(
+    watched: list[_Child],
+    run_dir: Path,
+    logs: Path,
+    *,
+    pause: Callable[[float], None] = time.sleep,
+) -> int:
+    """Restart what dies, with back-off; drop a non-essential child that keeps crashing; return
+    1 once an essential one keeps crashing."""
     while True:
-        for child in watched:
-            if child.proc is None:
-                if child.restart_at is not None and time.monotonic() >= child.restart_at:
-                    try:
-                        child.start(run_dir)
-                        _say(f"{child.name} restarted")
-                    except _START_ERRORS as exc:
-                        if not _died(child, f"could not start again ({exc})", logs):
-                            return 1
+        for child in list(watched):
+            if _check(child, run_dir, logs):
                 continue
-            code = child.proc.poll()
-            if code is None:
-                continue
-            child.proc = None
-            if code == 0 and child.name == "simulator":
-                _say("simulator finished")
-            elif not _died(child, f"exited with code {code}", logs):
+            if child.essential:
                 return 1
-        time.sleep(0.2)
+            watched.remove(child)
+            (run_dir / f"{child.key}.pid").unlink(missing_ok=True)
+        pause(0.2)
+
+
+def _check(child: _Child, run_dir: Path, logs: Path) -> bool:
+    """Restart ``child`` if it is due, note its death if it died; False when it keeps crashing."""
+    if child.proc is None:
+        if child.restart_at is None or time.monotonic() < child.restart_at:
+            return True
+        try:
+            child.start(run_dir)
+        except _START_ERRORS as exc:
+            return _died(child, f"could not start again ({exc})", logs)
+        _say(f"{child.name} restarted")
+        return True
+    code = child.proc.poll()
+    if code is None:
+        return True
+    child.proc = None
+    if code == 0 and child.name == "simulator":
+        _say("simulator finished")
+        return True
+    return _died(child, f"exited with code {code}", logs)
 
 
 def _died(child: _Child, how: str, logs: Path) -> bool:
@@ -337,9 +387,14 @@ def _died(child: _Child, how: str, logs: Path) -> bool:
     verdict = child.policy.crashed(time.monotonic())
     lost = f"; {child.lost}" if child.lost else ""
     if verdict.give_up:
+        then = (
+            "giving up, stopping everything"
+            if child.essential
+            else f"giving up on it alone: malestrom keeps running without the {child.name}"
+        )
         _say(
             f"{child.name} {how}{lost}; it crashed {verdict.crashes_in_window} times within "
-            f"{child.policy.window:g} s, so it keeps crashing: giving up, stopping everything"
+            f"{child.policy.window:g} s, so it keeps crashing: {then}"
         )
         _tail(logs / f"{child.log}.log")
         return False
@@ -352,11 +407,18 @@ def _died(child: _Child, how: str, logs: Path) -> bool:
     return True
 
 
-def _program(args: list[str], env: dict[str, str], logs: Path, policy: RestartPolicy) -> _Child:
+def _program(
+    args: list[str],
+    env: dict[str, str],
+    logs: Path,
+    policy: RestartPolicy,
+    *,
+    essential: bool = True,
+) -> _Child:
     """A `malestrom` subcommand as a supervised child, named after it (worker, api, …)."""
     name = "simulator" if args[0] == "simulate" else args[0]
     launch = partial(_child, args, env, logs / f"{name}.log")
-    return _Child(name, launch, policy, name, name)
+    return _Child(name, launch, policy, name, name, essential=essential)
 
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

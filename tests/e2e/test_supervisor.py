@@ -139,8 +139,8 @@ def _topics(output: Path) -> set[str]:
 
 def test_killed_embedded_services_are_restarted_and_say_what_was_lost(tmp_path: Path) -> None:
     """kill -9 of the embedded broker: restarted on its port with every topic again, saying that
-    readings not yet stored are lost; kill -9 of PostgreSQL: restarted, saying its data is on
-    disk. After each, readings posted are stored."""
+    readings not yet stored and dead letters not yet replayed are lost; kill -9 of PostgreSQL:
+    restarted, saying its data is on disk. After each, readings posted are stored."""
     data_dir = tmp_path / "data"
     with _up(data_dir, _embedded_only()) as (proc, url, output):
         _healthy(url)
@@ -150,7 +150,8 @@ def test_killed_embedded_services_are_restarted_and_say_what_was_lost(tmp_path: 
         _kill(broker)
         _said(output, "embedded broker exited with code -9; the embedded broker keeps data in "
               "memory only: readings accepted but not yet stored are lost; senders' resends "
-              "bring them back")  # fmt: skip
+              "bring them back; dead letters not yet replayed (`malestrom dlq list`) are lost "
+              "for good")  # fmt: skip
         _said(output, "topics recreated: ")
         _new_pid(data_dir, "broker", broker)
         assert _topics(output) == topics

@@ -1,10 +1,12 @@
 """The development proxy signs what it forwards as the role the request needs, keeps the client's
-Host (so the API's links point back at the proxy), and runs only in development."""
+Host (so the API's links point back at the proxy), serves only its loopback Host, and runs only
+in development."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +61,18 @@ def _echo(request: Request) -> JSONResponse:
     )
 
 
-def _through_proxy(tmp_path: Path, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    upstream = Starlette(routes=[Route("/{p:path}", _echo, methods=["GET", "POST", "PUT"])])
-    transport = httpx.ASGITransport(app=upstream)
+def _through_proxy(
+    tmp_path: Path,
+    method: str,
+    url: str,
+    *,
+    upstream: Callable[[Request], JSONResponse] = _echo,
+    **kwargs: Any,
+) -> httpx.Response:
+    api = Starlette(routes=[Route("/{p:path}", upstream, methods=["GET", "POST", "PUT"])])
+    transport = httpx.ASGITransport(app=api)
     proxy = create_dev_proxy(
-        "http://127.0.0.1:8080", DevIssuer.ensure(tmp_path), transport=transport
+        "http://127.0.0.1:8080", DevIssuer.ensure(tmp_path), port=8081, transport=transport
     )
     with TestClient(proxy, base_url="http://127.0.0.1:8081") as client:
         return client.request(method, url, **kwargs)
@@ -108,6 +117,45 @@ def test_a_reading_is_signed_as_the_hub(tmp_path: Path) -> None:
     claims = _claims(token, DevIssuer.ensure(tmp_path).key)
     assert claims["scope"].split() == [f"{SCOPE_PREFIX}ingest"]
     assert _claims(seen["dpop"])["htm"] == "POST"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8081", "localhost:8081", "[::1]:8081"])
+def test_the_loopback_addresses_of_its_port_are_served(tmp_path: Path, host: str) -> None:
+    """A client on 127.0.0.1, localhost or [::1] with the proxy's port gets through, signed for
+    the URL it used."""
+    answer = _through_proxy(tmp_path, "GET", "/fhir/metadata", headers={"Host": host})
+    assert answer.status_code == 200
+    assert _claims(answer.json()["dpop"])["htu"] == f"http://{host}/fhir/metadata"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "rebind.example:8081",  # a page's own name, resolving to 127.0.0.1 (DNS rebinding)
+        "127.0.0.1.nip.io:8081",
+        "localhost.rebind.example:8081",
+        "127.0.0.1:9999",
+        "127.0.0.1",
+        "localhost",
+        "",
+    ],
+)
+def test_any_other_host_is_refused_before_anything_is_signed(tmp_path: Path, host: str) -> None:
+    """403 with an OperationOutcome naming Host; nothing reaches the API."""
+    answer = _through_proxy(
+        tmp_path, "GET", "/fhir/Observation", headers={"Host": host}, upstream=_unreachable
+    )
+    assert answer.status_code == 403
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    [issue] = outcome["issue"]
+    assert (issue["code"], issue["expression"]) == ("forbidden", ["Host"])
+    assert "127.0.0.1:8081" in issue["diagnostics"]
+
+
+def _unreachable(request: Request) -> JSONResponse:
+    raise AssertionError("a refused request reached the API")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ check names what is missing or has the wrong partitions."""
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 
 from infra.logs import RepeatFilter
 from ingestion.kafka import client_config, topic_status
@@ -102,3 +104,33 @@ def test_every_client_starts_with_topic_auto_creation_off() -> None:
 
     assert config["allow.auto.create.topics"] is False
     assert config["acks"] == "all"
+
+
+def test_lines_from_several_threads_at_once_never_raise() -> None:
+    """librdkafka logs from its own threads: 8 threads, each writing distinct lines past
+    ``max_keys``, all pass and no thread fails while the oldest lines are forgotten."""
+    repeats = RepeatFilter(30.0, max_keys=2)
+    failures: list[BaseException] = []
+    passed: list[int] = []
+
+    def write(thread: int) -> None:
+        count = 0
+        try:
+            for i in range(10_000):
+                count += repeats.filter(_record("lane %s: %s", thread, i))
+        except Exception as exc:  # noqa: BLE001 - collected, to fail the test in its thread
+            failures.append(exc)
+        passed.append(count)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert passed == [10_000] * 8

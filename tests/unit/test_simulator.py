@@ -114,3 +114,34 @@ def test_a_second_start_reuses_the_fleet_and_adds_only_what_is_asked(tmp_path: P
     stored = json.loads(path.read_text())["patients"]
     assert [p["fnr"] for p in stored] == [p.fnr for p in more]
     assert all(parse_person_number(p["fnr"]).synthetic for p in stored)
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_a_smaller_fleet_after_a_larger_one_still_has_a_deteriorating_patient(
+    tmp_path: Path, n: int
+) -> None:
+    """One in six, at least one, of the patients simulated: the last of fewer than six
+    deteriorates even when the stored fleet is larger."""
+    path = tmp_path / "fleet.json"
+    load_fleet(path, 12, random.Random(1))
+    fewer = load_fleet(path, n, random.Random(2))
+    assert [p.deteriorating for p in fewer] == [False] * (n - 1) + [True]
+    assert len(json.loads(path.read_text())["patients"]) == 12
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", '{"patients": [{"fnr": "1', "[]", '{"patients": [1]}', '{"patients": [{"fnr": 7}]}'],
+)
+def test_an_unreadable_fleet_file_is_made_again(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated or foreign fleet file is replaced by a new fleet (and a log line says so),
+    instead of stopping the simulator at every start."""
+    path = tmp_path / "fleet.json"
+    path.write_text(text)
+    fleet = load_fleet(path, 7, random.Random(1))
+    assert len({p.fnr for p in fleet}) == 7
+    assert [p["fnr"] for p in json.loads(path.read_text())["patients"]] == [p.fnr for p in fleet]
+    assert "making a new fleet" in caplog.text
+    assert list(tmp_path.iterdir()) == [path]

@@ -6,7 +6,7 @@
     malestrom dev-proxy [--port P] [--upstream URL] [--read-as ROLE]     FHIR clients, no DPoP
     malestrom db upgrade [--data-dir D]                                 apply migrations
     malestrom news2 score INPUT.csv [-o OUTPUT.csv]                     batch NEWS2 scoring
-    malestrom dlq list [--bootstrap B]                                  dead letters, with errors
+    malestrom dlq list [--bootstrap B | --data-dir D]                   dead letters, with errors
     malestrom dlq replay [--id P:O ...] [--bootstrap B]                 re-feed after a fix
     malestrom dev-issuer --dir D [--issuer URL]                         a development issuer
     malestrom token --role R [--org ORGNR] [--pid FNR]                 a development token
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--id", action="append", default=[], help="replay only this id (P:O)")
     dlq.add_argument("--bootstrap", default=None, help="Kafka bootstrap (else from settings)")
+    dlq.add_argument("--data-dir", type=Path, default=None, help="find `up`'s embedded broker")
     sub.add_parser("news2", help="NEWS2 tools: `malestrom news2 score INPUT.csv [-o OUT.csv]`")
     sub.add_parser("worker", help="run the streams worker (supervised by `up`)")
     api = sub.add_parser("api", help="run the API server (supervised by `up`)")
@@ -124,7 +126,9 @@ def _token_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _data_dir(value: Path | None) -> Path:
-    return value or Path(platformdirs.user_data_dir("malestrom"))
+    """``--data-dir``, else ``MALESTROM_DATA_DIR``, else the user's data directory."""
+    named = os.environ.get("MALESTROM_DATA_DIR")
+    return value or (Path(named) if named else Path(platformdirs.user_data_dir("malestrom")))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -296,6 +300,23 @@ def _mint(args: argparse.Namespace) -> Minted:
         raise SystemExit(f"malestrom: {exc}") from exc
 
 
+def _stream(client: Any, method: str, path: str, request: dict[str, Any]) -> int:
+    """Print a stream's lines as they come; Ctrl-C or the server going away ends it quietly."""
+    import httpx
+
+    try:
+        with client.stream(method, path, **request) as response:
+            print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201
+            for line in response.iter_lines():
+                print(line, flush=True)  # noqa: T201 - the command's output
+    except KeyboardInterrupt:
+        return 0
+    except httpx.TransportError as exc:
+        print(f"malestrom call: the stream ended: {type(exc).__name__}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0 if response.is_success else 1
+
+
 def _call(args: argparse.Namespace) -> int:
     import httpx
 
@@ -307,11 +328,7 @@ def _call(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"content": body, "headers": headers, "auth": minted.auth()}
     with httpx.Client(base_url=args.url, timeout=httpx.Timeout(30.0, read=None)) as client:
         if args.stream:  # Server-Sent Events: print each line as it arrives, until Ctrl-C
-            with client.stream(args.method.upper(), args.path, **request) as response:
-                print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201
-                for line in response.iter_lines():
-                    print(line, flush=True)  # noqa: T201 - the command's output
-            return 0 if response.is_success else 1
+            return _stream(client, args.method.upper(), args.path, request)
         response = client.request(args.method.upper(), args.path, **request)
     print(f"HTTP {response.status_code}", file=sys.stderr)  # noqa: T201 - the command's output
     try:
@@ -323,12 +340,19 @@ def _call(args: argparse.Namespace) -> int:
 
 def _dlq_target(args: argparse.Namespace) -> tuple[str, Topics]:
     from infra.settings import UpSettings
+    from infra.supervisor import BROKER_ADDRESS
     from ingestion.topics import Topics
 
     settings = UpSettings()
+    embedded = _data_dir(args.data_dir) / "run" / BROKER_ADDRESS  # while `malestrom up` runs
     bootstrap = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap and embedded.exists():
+        bootstrap = embedded.read_text().strip()
     if not bootstrap:
-        raise SystemExit("malestrom dlq: give --bootstrap or set MALESTROM_KAFKA_BOOTSTRAP")
+        raise SystemExit(
+            "malestrom dlq: give --bootstrap or set MALESTROM_KAFKA_BOOTSTRAP (or run it beside "
+            "`malestrom up`, with the same --data-dir)"
+        )
     return bootstrap, Topics(settings.topic_prefix)
 
 

@@ -190,7 +190,8 @@ class DevIssuer:
 
 def find_dev_issuer(data_dir: Path | None = None) -> DevIssuer:
     """The development issuer `malestrom up` made: ``MALESTROM_DEV_ISSUER_DIR`` when set (and no
-    ``data_dir`` given), else ``DATA/dev-issuer`` (default: `malestrom up`'s data directory).
+    ``data_dir`` given), else ``DATA/dev-issuer`` (``DATA``: ``data_dir``, else
+    ``MALESTROM_DATA_DIR``, else `malestrom up`'s default data directory).
 
     Raises:
         FileNotFoundError: there is none there yet.
@@ -199,7 +200,8 @@ def find_dev_issuer(data_dir: Path | None = None) -> DevIssuer:
     if named and data_dir is None:
         directory = Path(named)
     else:
-        directory = (data_dir or Path(platformdirs.user_data_dir("malestrom"))) / "dev-issuer"
+        default = os.environ.get("MALESTROM_DATA_DIR") or platformdirs.user_data_dir("malestrom")
+        directory = (data_dir or Path(default)) / "dev-issuer"
     if not (directory / "signing-key.jwk").exists():
         raise FileNotFoundError(
             f"no development issuer in {directory}; start `malestrom up` (development, no "

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import platformdirs
 import psycopg
 from confluent_kafka import KafkaException
 
@@ -40,7 +41,11 @@ from infra.settings import UpSettings
 from infra.topics import check_topics, ensure_topics
 from ingestion.topics import Topics
 
-__all__ = ["UpOptions", "run_up"]
+# The embedded broker's address while `up` runs (its port changes with every start), so that
+# commands run beside it (`malestrom dlq`) find it.
+BROKER_ADDRESS = "broker.address"
+
+__all__ = ["BROKER_ADDRESS", "UpOptions", "run_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ def _run_locked(options: UpOptions, settings: UpSettings, logs: Path) -> int:
             service.stop()
         for pid_file in run_dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
+        (run_dir / BROKER_ADDRESS).unlink(missing_ok=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -132,6 +138,9 @@ def _start_services(
         broker = EmbeddedBroker(options.data_dir)
         services.append(broker)
         env["MALESTROM_KAFKA_BOOTSTRAP"] = broker.start()
+        run_dir = options.data_dir / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / BROKER_ADDRESS).write_text(f"{broker.bootstrap}\n")  # for `malestrom dlq`
         env.setdefault("MALESTROM_BROKER_SESSION_TIMEOUT", str(settings.embedded_session_timeout))
         _say(
             f"embedded Kafka-protocol broker (Tansu) on {broker.bootstrap}: it keeps data in "
@@ -145,10 +154,12 @@ def _start_services(
             f"http://{options.host}:{options.port}{DEV_ISSUER_PATH}",
         )
         env |= issuer.env() | {"MALESTROM_DEV_ISSUER_DIR": str(issuer.directory)}
+        default = Path(platformdirs.user_data_dir("malestrom"))
+        here = "" if options.data_dir == default else f" --data-dir {options.data_dir}"
         _say(
             "development issuer (synthetic identities only; refused in production): "
-            "`malestrom token --role nurse` prints a token, "
-            "`malestrom call GET /api/v1/board` sends a signed request"
+            f"`malestrom token --role nurse{here}` prints a token, "
+            f"`malestrom call GET /api/v1/board{here}` sends a signed request"
         )
     database_url = env["MALESTROM_DATABASE_URL"]
     _, change = check_engine(database_url)  # refuses before migrating what it cannot serve

@@ -148,6 +148,12 @@ def test_up_serves_a_bundle_and_stops_without_leftovers(tmp_path: Path) -> None:
         )  # fmt: skip
         assert called.returncode == 0, called.stderr
         assert json.loads(called.stdout)["organisation"] == SIMULATED_ORGANISATION
+        letters = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "dlq", "list", "--data-dir", str(data_dir)],
+            capture_output=True, text=True, timeout=60, env=_env(), check=False,
+        )  # fmt: skip
+        assert letters.returncode == 0, letters.stderr  # it finds up's embedded broker
+        assert "0 dead letter(s)" in letters.stdout
         family = psutil.Process(proc.pid).children(recursive=True)
         assert len(family) >= 3  # worker, API, and the embedded services
         proc.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """Input that no endpoint may ever see, refused before routing with a 4xx OperationOutcome:
-bodies over the size limit (413), and NUL characters — which PostgreSQL cannot store — in the
-path, a query parameter or a JSON body (400, naming where).
+bodies over the size limit (413), NUL characters — which PostgreSQL cannot store — in the
+path, a query parameter or a JSON body (400, naming where), and FHIR requests for a format
+other than JSON (406).
 
 A body is read at most once here, up to the limit, and handed on unchanged.
 """
@@ -34,7 +35,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = _in_url(scope)
+        problem = _in_url(scope) or _format_of(scope)
         if problem is None:
             declared = Headers(scope=scope).get("content-length", "")
             if declared.isdigit() and int(declared) > self._max_body:
@@ -57,6 +58,32 @@ class RequestGuard:
 
     def _too_large(self) -> str:
         return f"the body is larger than {self._max_body} bytes; send less at a time"
+
+
+# What a FHIR client may ask for and get: JSON, in any of its FHIR names.
+_JSON_FORMATS = frozenset(
+    {"json", "application/json", "application/fhir+json", "application/json+fhir"}
+)
+_ANY = frozenset({"*/*", "application/*"})
+
+
+def _format_of(scope: Scope) -> tuple[int, Issue] | None:
+    """406 for a FHIR request that asks for a format other than JSON (``_format`` or
+    ``Accept``), as FHIR asks of a server that cannot give it."""
+    if not scope["path"].startswith("/fhir"):
+        return None
+    query = scope.get("query_string", b"").decode("latin-1")
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "_format" and value.split(";")[0].strip().lower() not in _JSON_FORMATS:
+            text = "this server answers in FHIR JSON only: _format=json, or leave _format out"
+            return 406, Issue("error", "not-supported", text, "_format")
+    accept = Headers(scope=scope).get("accept", "").strip()
+    if accept:
+        ranges = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if not ranges & (_JSON_FORMATS | _ANY):
+            text = "this server answers in application/fhir+json only; ask for it in Accept"
+            return 406, Issue("error", "not-supported", text, "Accept")
+    return None
 
 
 def _in_url(scope: Scope) -> tuple[int, Issue] | None:

@@ -38,6 +38,7 @@ _ERRORS = {
     "403": "not allowed: scope, organisation or person",
     "404": "no such resource",
     "405": "method not allowed (see Allow)",
+    "406": "a format other than FHIR JSON was asked for (Accept, _format)",
     "409": "a conflicting state (e.g. an alert already resolved)",
     "413": "the body is too large",
     "415": "the Content-Type is not one this endpoint takes",
@@ -90,6 +91,8 @@ def _success(path: str, method: str, operation: dict[str, Any]) -> None:
 
 def _errors(path: str) -> dict[str, Any]:
     codes = dict(_ERRORS)
+    if not path.startswith("/fhir"):
+        codes.pop("406")
     if path in _PUBLIC:
         for status in ("401", "403", "409", "413", "415", "422"):
             codes.pop(status)

@@ -411,6 +411,11 @@ def strict_handling(prefer: str | None) -> bool:
     return False
 
 
+# FHIR's parameters for all interactions that change only the form of the answer: ``_format``
+# (only JSON passes the request guard) and ``_pretty``. Accepted, and left out of links.
+_GENERAL = frozenset({"_format", "_pretty"})
+
+
 def supported(
     items: list[tuple[str, str]], params: tuple[Param, ...], *, strict: bool
 ) -> list[tuple[str, str]]:
@@ -420,7 +425,7 @@ def supported(
         InvalidReadingError: under strict handling, naming the first unsupported parameter.
     """
     known = {p.name for p in params}
-    unknown = [name for name, _ in items if name not in known]
+    unknown = [name for name, _ in items if name not in known and name not in _GENERAL]
     if unknown and strict:
         names = ", ".join(sorted(known))
         raise _invalid(

@@ -163,3 +163,24 @@ def test_a_missing_date_says_missing_not_malformed(api: TestClient) -> None:
     malformed = api.get("/api/v1/trends", params=query | {"from": "yesterday"})
     assert malformed.status_code == 400
     assert "not a FHIR date" in malformed.json()["issue"][0]["diagnostics"]
+
+
+def test_only_json_is_served_and_asking_for_another_format_is_a_406(api: TestClient) -> None:
+    """FHIR JSON under any of its names is served (``_format`` is then no unknown parameter,
+    even under strict handling); XML by ``_format`` or ``Accept`` is a 406 naming which."""
+    fnr = fresh_fnr()
+    _post(api, observation(fnr=fnr))
+    strict = {"Prefer": "handling=strict"}
+    for fmt in ("json", "application/fhir+json"):
+        answer = api.get(
+            "/fhir/Observation", params={"patient.identifier": fnr, "_format": fmt}, headers=strict
+        )
+        assert answer.status_code == 200, answer.text
+        assert "_format" not in answer.json()["link"][0]["url"]
+    assert api.get("/fhir/metadata", headers={"Accept": "application/fhir+json"}).status_code == 200
+    xml = api.get("/fhir/metadata", params={"_format": "xml"})
+    assert xml.status_code == 406
+    assert xml.json()["issue"][0]["expression"] == ["_format"]
+    accept = api.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    assert accept.status_code == 406
+    assert accept.json()["issue"][0]["expression"] == ["Accept"]

@@ -184,11 +184,15 @@ async def guarded(
 
 
 async def run_alert_rules(scorer: AlertRules) -> None:
-    """Escalate overdue alerts and raise missing-measurement alerts (time-driven rules)."""
+    """Escalate overdue alerts and raise missing-measurement alerts (time-driven rules).
+
+    A failure skips this round (the next comes soon), whether the database is unavailable or a
+    query failed: the timer must not die with it. Logged by type only: a message may quote data.
+    """
     try:
         await scorer.escalate_overdue()
         await scorer.raise_missing()
-    except UnavailableError as exc:
+    except (UnavailableError, psycopg.Error) as exc:
         log.warning("alert rules skipped this round: %s", type(exc).__name__)
 
 

@@ -101,9 +101,9 @@ class News2Scorer:
         try:
             rendered, events = await self._score(news, keys, self._clock())
         except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._drop(keys)  # what was loaded may not match what was stored: load it again
             if not database_unavailable(exc):
                 raise
-            self._drop(keys)
             raise DatabaseUnavailableError(f"database unavailable: {type(exc).__name__}") from exc
         except BaseException:
             self._drop(keys)  # what was loaded may not match what was stored: load it again

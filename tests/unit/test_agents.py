@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -12,7 +14,15 @@ from psycopg_pool import PoolTimeout
 from ingestion.exceptions import DatabaseUnavailableError, InvalidReadingError
 from ingestion.measurement import to_json
 from ingestion.observations import parse_observation
-from streams.agents import Envelope, Policy, Stored, policy_for, process_batch
+from streams.agents import (
+    Envelope,
+    Policy,
+    Stored,
+    policy_for,
+    process_batch,
+    run_alert_rules,
+)
+from streams.scorer import News2Scorer
 from streams.sinks import ObservationRow
 from tests.helpers import RECEIVED, observation
 
@@ -154,3 +164,65 @@ def test_a_broken_deployment_stops_the_worker() -> None:
     with pytest.raises(psycopg.errors.UndefinedColumn):
         _run([_envelope(_reading())], Unmigrated(), Scorer(), dlq)
     assert dlq.records == []
+
+
+class FailingRules:
+    """Alert rules whose first query fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def escalate_overdue(self) -> int:
+        self.calls += 1
+        raise self.error
+
+    async def raise_missing(self) -> int:
+        self.calls += 1
+        return 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DatabaseUnavailableError("down"),
+        psycopg.errors.UndefinedTable('relation "alerts" does not exist: patient 12345678901'),
+    ],
+)
+def test_a_failing_alert_rule_skips_the_round_and_logs_only_the_error_type(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error in a time-driven rule (an outage or not) skips this round instead of
+    ending the timer; the log names the error's type, never its message (it may quote data)."""
+    rules = FailingRules(error)
+    asyncio.run(run_alert_rules(rules))
+    assert rules.calls == 1
+    assert type(error).__name__ in caplog.text
+    assert str(error) not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.errors.ProgramLimitExceeded("value too large"),  # not an outage: raised as is
+        psycopg.errors.AdminShutdown("terminating connection"),  # an outage
+        ValueError("a bug"),
+    ],
+)
+def test_a_failed_scoring_forgets_the_half_updated_state_of_its_patients(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever fails while a batch is scored, the state it had begun to change is dropped, so
+    the patients' next batch loads it again from what is stored."""
+    scorer = News2Scorer(cast(Any, None), emit_scores=Collect(), emit_alerts=Collect())
+    news = [SimpleNamespace(patient_key="p1"), SimpleNamespace(patient_key="p2")]
+    monkeypatch.setattr("streams.scorer.new_readings", lambda _stored: news)
+
+    async def half_done(_news: object, keys: list[str], _now: object) -> None:
+        scorer._states.update(dict.fromkeys(keys, cast(Any, "half-updated")))
+        raise error
+
+    monkeypatch.setattr(scorer, "_score", half_done)
+    with pytest.raises((type(error), DatabaseUnavailableError)):
+        asyncio.run(scorer.score_batch([]))
+    assert scorer._states == {}

@@ -145,11 +145,14 @@ def test_a_reading_the_scorer_fails_on_is_dead_lettered_at_score() -> None:
         (psycopg.errors.DeadlockDetected("deadlock"), Policy.RETRY),
         (PoolTimeout("no connection in 3 s"), Policy.RETRY),
         (psycopg.errors.ProgramLimitExceeded("index row size exceeds"), Policy.DEAD_LETTER),
+        (psycopg.errors.ReadOnlySqlTransaction("read-only transaction"), Policy.RETRY),
     ],
 )
 def test_the_error_policy_names_what_each_failure_does(error: Exception, policy: Policy) -> None:
     """Unavailable → retry; bad data or a bug → dead-letter; a broken deployment → stop. A
-    program limit (a value too large) fails every time: the record's fault, not an outage."""
+    program limit (a value too large) fails every time: the record's fault, not an outage. A
+    hot standby after a failover (read-only transaction) is an outage: retried, so nothing in
+    flight is dead-lettered."""
     assert policy_for(error) is policy
 
 

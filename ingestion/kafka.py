@@ -153,10 +153,19 @@ class TopicWatch:
         self._ok = asyncio.Event()
         self.status = TopicStatus(expected_partitions=partitions, error="not checked yet")
 
-    def poke(self, _error: KafkaError | None = None) -> None:
+    def poke(self, error: KafkaError | None = None) -> None:
         """Check again soon: a client met an error, the broker may have restarted (any thread;
-        fits a client's ``error_cb``)."""
+        fits a client's ``error_cb``). The error is logged by its name (authentication, SSL and
+        fatal errors must reach the log), never its text."""
+        if error is not None:
+            fatal = " (fatal: the client must be restarted)" if error.fatal() else ""
+            log.warning("Kafka client error: %s%s", error.name(), fatal)
         self._poked = True
+
+    @property
+    def poked(self) -> bool:
+        """Whether a check is due because a client reported an error."""
+        return self._poked
 
     async def check(self) -> TopicStatus:
         """Check now; log when the status changes; return the new status."""

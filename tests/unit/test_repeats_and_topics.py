@@ -7,8 +7,11 @@ import logging
 import sys
 import threading
 
+import pytest
+from confluent_kafka import KafkaError
+
 from infra.logs import RepeatFilter
-from ingestion.kafka import client_config, topic_status
+from ingestion.kafka import TopicWatch, client_config, topic_status
 
 
 class _Clock:
@@ -134,3 +137,19 @@ def test_lines_from_several_threads_at_once_never_raise() -> None:
         sys.setswitchinterval(interval)
     assert failures == []
     assert passed == [10_000] * 8
+
+
+@pytest.mark.parametrize("fatal", [False, True])
+def test_a_client_error_is_logged_by_name_and_makes_the_watch_check_again(
+    fatal: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error a Kafka client reports (authentication, SSL, a fatal one) reaches the log by its
+    name, saying whether it is fatal, never with its text; and the topics are checked again."""
+    watch = TopicWatch("127.0.0.1:1", ["t"], partitions=1)
+    error = KafkaError(KafkaError._AUTHENTICATION, "token abc123 refused", fatal=fatal)
+    with caplog.at_level(logging.WARNING, logger="ingestion.kafka"):
+        watch.poke(error)
+    assert "_AUTHENTICATION" in caplog.text
+    assert ("fatal" in caplog.text) is fatal
+    assert "abc123" not in caplog.text
+    assert watch.poked

@@ -66,10 +66,6 @@ SET partitions = EXCLUDED.partitions, updated_at = EXCLUDED.updated_at
 # with the broker down.
 _CLOSE_WITHIN = 5.0
 
-# Closing the clients may take this long at most: SIGTERM stops the worker within 10 s, even
-# with the broker down.
-_CLOSE_WITHIN = 5.0
-
 _Handoff = asyncio.Queue[tuple[list[Envelope], list[Stored]]]  # stored batches, to be scored
 
 
@@ -261,11 +257,15 @@ class StreamsWorker:
     async def _run_lane(self, lane: _Lane, *, backfill: bool) -> None:
         # Two stages, one batch apart: while a batch is scored, the next is decoded and stored,
         # so the worker's Python and the database work at the same time.
+        # A task group: when one stage fails (the error policy's STOP), the other is cancelled
+        # rather than left running, and the error ends the lane.
         stored: _Handoff = asyncio.Queue(maxsize=1)
-        await asyncio.gather(
-            self._store_lane(lane, stored, backfill=backfill),
-            self._score_lane(lane, stored, backfill=backfill),
-        )
+        try:
+            async with asyncio.TaskGroup() as stages:
+                stages.create_task(self._store_lane(lane, stored, backfill=backfill))
+                stages.create_task(self._score_lane(lane, stored, backfill=backfill))
+        except BaseExceptionGroup as group:
+            raise group.exceptions[0] from None
 
     async def _store_lane(
         self,

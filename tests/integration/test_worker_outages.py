@@ -74,17 +74,21 @@ def _running(env: dict[str, str], log: Path, database_url: str) -> Iterator[Work
         worker.stop()
 
 
-def _publish_readings(bootstrap: str, topics: Topics, count: int) -> list[str]:
-    """Put ``count`` pulse readings measured now on the live topic as the API does; return
-    their ids."""
+def _publish_readings(
+    bootstrap: str, topics: Topics, count: int, *, backfill: bool = False
+) -> list[str]:
+    """Put ``count`` pulse readings on a lane as the API does: measured now on the live topic,
+    or measured two hours before acceptance on the backfill topic; return their ids."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    age = dt.timedelta(hours=2) if backfill else dt.timedelta()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
     ids = []
     for i in range(count):
-        effective = (now - dt.timedelta(seconds=i)).isoformat()
+        effective = (now - age - dt.timedelta(seconds=i)).isoformat()
         m = parse_observation(observation(fnr=fresh_fnr(), effective=effective), received=now)
         value = to_json(m, resource=orjson.dumps(to_observation(m)))
-        producer.produce(topics.readings, value, m.patient_key.encode())
+        topic = topics.backfill if backfill else topics.readings
+        producer.produce(topic, value, m.patient_key.encode())
         ids.append(m.id)
     assert producer.flush(10) == 0
     return ids
@@ -154,6 +158,51 @@ def test_after_a_broker_restart_the_worker_waits_for_the_topics_and_resumes_by_i
             lambda: scalar(database_url, STORED, after) == 20, timeout=40, what="stored after"
         )
         assert worker.log.read_text().count("\n") < 100, "the restart filled the log"
+
+
+@pytest.mark.parametrize("seen_missing", [True, False], ids=["seen-missing", "recreated-at-once"])
+def test_after_a_broker_restart_the_recreated_topics_are_read_from_their_first_record(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, seen_missing: bool
+) -> None:
+    """Topics lost with the broker and created again are new topics: neither the offsets the
+    worker reached on the old ones (fetch positions, commits of batches still in flight) nor
+    anything committed before make it skip a record of the new ones, on either lane; whether
+    the worker saw them missing or they were created again at once, with its backlog in flight."""
+    own = Topics(f"test-{uuid.uuid4().hex[:12]}")
+    ensure_topics(broker.bootstrap, own, partitions=TEST_PARTITIONS)
+    env = worker_env(own, broker.bootstrap, database_url)
+    with _running(env, tmp_path / "worker.log", database_url) as worker:
+        before = [
+            *_publish_readings(broker.bootstrap, own, 50),
+            *_publish_readings(broker.bootstrap, own, 50, backfill=True),
+        ]
+        eventually(lambda: scalar(database_url, STORED, before) == 100, timeout=30, what="before")
+        time.sleep(1)  # the offsets after them are committed
+        if not seen_missing:  # batches in flight, to be committed after the restart
+            backlog = [
+                *_publish_readings(broker.bootstrap, own, 3000),
+                *_publish_readings(broker.bootstrap, own, 3000, backfill=True),
+            ]
+            eventually(lambda: scalar(database_url, STORED, backlog) > 0, timeout=30, what="some")
+
+        broker.stop()
+        broker.start()
+        if seen_missing:
+            eventually(
+                lambda: "missing: " in worker.log.read_text(), timeout=20, what="missing topics"
+            )
+        ensure_topics(broker.bootstrap, own, partitions=TEST_PARTITIONS)
+        # More on each partition than there were before: an old offset would skip records.
+        after = [
+            *_publish_readings(broker.bootstrap, own, 80),
+            *_publish_readings(broker.bootstrap, own, 80, backfill=True),
+        ]
+
+        eventually(
+            lambda: scalar(database_url, STORED, after) == 160, timeout=60, what="stored after"
+        )
+        assert worker.proc is not None
+        assert worker.proc.poll() is None, "the worker stopped"
 
 
 def test_the_worker_waits_out_a_database_outage_and_then_stores_everything(

@@ -70,8 +70,8 @@ _Handoff = asyncio.Queue[tuple[list[Envelope], list[Stored]]]  # stored batches,
 
 
 class _Lane:
-    """One topic's consumer, used from one thread only (confluent-kafka consumers are not
-    meant to be shared between threads)."""
+    """One topic's consumer; its calls run on the lane's own thread. The only other reader is
+    the metrics scrape (offsets, for the lag), which stops before the consumer closes."""
 
     def __init__(self, name: str, config: dict[str, Any], on_error: Callable[[], None]) -> None:
         self.name = name
@@ -215,6 +215,8 @@ class StreamsWorker:
         idempotent. Returns whether everything closed in time.
         """
         self._closing = True
+        if not await asyncio.to_thread(self._metrics.stop_lag):
+            log.warning("a metrics scrape still reads the consumers; closing them anyway")
         closing = [
             asyncio.ensure_future(self._live.close()),
             asyncio.ensure_future(self._backfill.close()),

@@ -44,7 +44,8 @@ class WorkerMetrics:
     def __init__(self, *, pool: AsyncConnectionPool, consumers: Mapping[str, Consumer]) -> None:
         self.registry = r = process_registry()
         r.register(PoolCollector({"worker": pool}))
-        r.register(_LagCollector(consumers))
+        self._lag = _LagCollector(consumers)
+        r.register(self._lag)
         self._stored = Counter(
             "malestrom_readings_stored", "readings stored in the database", ["lane"], registry=r
         )
@@ -76,6 +77,10 @@ class WorkerMetrics:
     def scored(self, lane: str, rows: Sequence[Stored]) -> None:
         """Count a scored batch and observe how long each reading took to get there."""
         self._observe(self._scored, self._to_scored, lane, rows)
+
+    def stop_lag(self, timeout: float = 3.0) -> bool:
+        """Before the consumers close: wait for a scrape reading them, and read them no more."""
+        return self._lag.stop(timeout)
 
     def counting_dead_letters(self, send: Send) -> Send:
         """``send`` to the dead-letter topic, counting each record by its stage and error."""
@@ -141,10 +146,25 @@ def partition_lag(
 
 
 class _LagCollector(Collector):
-    """``malestrom_consumer_lag`` per lane and owned partition, computed at each scrape."""
+    """``malestrom_consumer_lag`` per lane and owned partition, computed at each scrape.
+
+    The scrape runs on the metrics server's thread; librdkafka allows that, except while a
+    consumer closes. `stop` waits for a scrape in progress and makes later ones skip the lag,
+    so a consumer is never read while (or after) it closes.
+    """
 
     def __init__(self, consumers: Mapping[str, Consumer]) -> None:
-        self._consumers = dict(consumers)
+        self._consumers = consumers
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def stop(self, timeout: float) -> bool:
+        """No lag from now on; return whether a scrape in progress ended within ``timeout``."""
+        finished = self._lock.acquire(timeout=timeout)
+        self._stopped = True
+        if finished:
+            self._lock.release()
+        return finished
 
     def collect(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -152,14 +172,15 @@ class _LagCollector(Collector):
             "records on the partition after the worker's committed offset",
             labels=["lane", "partition"],
         )
-        for lane, consumer in self._consumers.items():
-            try:  # librdkafka is thread-safe; the scrape runs on the server's thread
-                lags = _lags(consumer)
-            except (KafkaException, RuntimeError) as exc:  # broker away, or consumer closed
-                log.warning("consumer lag of the %s lane unknown: %s", lane, exc)
-                continue
-            for partition, lag in sorted(lags.items()):
-                gauge.add_metric([lane, str(partition)], lag)
+        with self._lock:
+            for lane, consumer in ({} if self._stopped else self._consumers).items():
+                try:
+                    lags = _lags(consumer)
+                except (KafkaException, RuntimeError) as exc:  # broker away, consumer closed
+                    log.warning("consumer lag of the %s lane unknown: %s", lane, exc)
+                    continue
+                for partition, lag in sorted(lags.items()):
+                    gauge.add_metric([lane, str(partition)], lag)
         yield gauge
 
 

@@ -13,6 +13,7 @@ from typing import Any, cast
 import httpx
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from psycopg_pool import AsyncConnectionPool
@@ -130,7 +131,40 @@ def test_dead_letters_are_counted_by_stage_and_error_once_sent() -> None:
     assert len(sent) == 2
     labels = {"stage": "persist", "error": "DataError"}
     assert _value(metrics.registry, "malestrom_dead_letters_total", **labels) == 2
-    assert b"malestrom_consumer_lag" in generate_latest(metrics.registry)
+
+
+class _Consumer:
+    """A consumer on one partition: committed at 5, fetched up to 9; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def assignment(self) -> list[TopicPartition]:
+        self.calls += 1
+        return [TopicPartition("t", 0)]
+
+    def committed(self, owned: list[TopicPartition], _timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 5) for tp in owned]
+
+    def position(self, owned: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, 9) for tp in owned]
+
+    def get_watermark_offsets(self, _tp: TopicPartition, **_: Any) -> tuple[int, int]:
+        return 0, 9
+
+
+def test_consumer_lag_is_read_per_partition_until_the_consumers_close() -> None:
+    """Lag is the end less the committed offset; once the worker stops it (before closing its
+    consumers) a scrape no longer touches them."""
+    consumer = _Consumer()
+    metrics = WorkerMetrics(
+        pool=cast(AsyncConnectionPool, _Pool({})), consumers={"live": cast(Consumer, consumer)}
+    )
+    assert _value(metrics.registry, "malestrom_consumer_lag", lane="live", partition="0") == 4
+    assert metrics.stop_lag(timeout=1.0)
+    calls = consumer.calls
+    assert b"malestrom_consumer_lag{" not in generate_latest(metrics.registry)
+    assert consumer.calls == calls
 
 
 def test_the_metrics_port_serves_on_loopback_and_never_stops_the_work() -> None:

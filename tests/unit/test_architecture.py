@@ -58,3 +58,10 @@ def test_nothing_but_entry_points_imports_infra(package: str) -> None:
     """infra is the composition root: no package imports it."""
     for path in (ROOT / package).rglob("*.py"):
         assert "infra" not in _imports(path), path
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by their file name (no packages under tests/): two files of
+    one name in different folders cannot be collected in one run."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

@@ -27,7 +27,8 @@ class ApiMetrics:
         self.registry = r = process_registry()
         self._accepted = Counter(
             "malestrom_readings_accepted",
-            "readings published to the broker and answered 201 (resends of stored ones are not)",
+            "readings published to the broker and accepted, alone or as a batch entry (resends of"
+            " stored ones are not)",
             ["lane"],
             registry=r,
         )

@@ -156,10 +156,12 @@ def _start_services(
         env |= issuer.env() | {"MALESTROM_DEV_ISSUER_DIR": str(issuer.directory)}
         default = Path(platformdirs.user_data_dir("malestrom"))
         here = "" if options.data_dir == default else f" --data-dir {options.data_dir}"
+        url = f"http://{options.host}:{options.port}"
+        there = "" if url == "http://127.0.0.1:8080" else f" --url {url}"  # `call`'s default
         _say(
             "development issuer (synthetic identities only; refused in production): "
             f"`malestrom token --role nurse{here}` prints a token, "
-            f"`malestrom call GET /api/v1/board{here}` sends a signed request"
+            f"`malestrom call GET /api/v1/board{here}{there}` sends a signed request"
         )
     database_url = env["MALESTROM_DATABASE_URL"]
     _, change = check_engine(database_url)  # refuses before migrating what it cannot serve
